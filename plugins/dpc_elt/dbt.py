@@ -1,0 +1,100 @@
+"""Cosmos configuration, built once: the same dbt project for both backends.
+
+Per Cosmos' performance guidance: the DAG is rendered from a manifest that ``make manifest`` builds
+(``LoadMode.DBT_MANIFEST``, no dbt call while parsing), dbt runs in-process (``DBT_RUNNER``), and
+``dbt deps`` never runs. Tests run in their own ASL state (``dbt_tests``), so the groups render
+no test tasks. The month reaches dbt as the var ``yyyymm``, taken from ``check_manifest``.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from dpc_elt import settings
+
+PROFILE_NAME = "dpc_elt"
+TARGETS = {settings.EMBEDDED: "duckdb", settings.PRODUCTION: "redshift"}
+MANIFEST_PATH = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+MONTH_TEMPLATE = "{{ ti.xcom_pull(task_ids='validate_manifest.check_manifest')['yyyymm'] }}"
+
+STAGE_SELECT = ["path:models/staging"]
+MART_SELECT = ["path:seeds", "path:models/intermediate", "path:models/marts"]
+
+
+@cache
+def _configs() -> dict[str, Any]:
+    from cosmos import ExecutionConfig, ProfileConfig, ProjectConfig
+    from cosmos.constants import ExecutionMode, InvocationMode
+
+    cfg = settings.get_settings()
+    executable = {"dbt_executable_path": cfg.dbt_executable_path} if cfg.dbt_executable_path else {}
+    return {
+        "project_config": ProjectConfig(
+            dbt_project_path=settings.DBT_PROJECT_DIR,
+            manifest_path=MANIFEST_PATH,
+            install_dbt_deps=False,
+        ),
+        "profile_config": ProfileConfig(
+            profile_name=PROFILE_NAME,
+            target_name=TARGETS[cfg.backend],
+            profiles_yml_filepath=settings.DBT_PROJECT_DIR / "profiles.yml",
+        ),
+        "execution_config": ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.SUBPROCESS if executable else InvocationMode.DBT_RUNNER,
+            **executable,
+        ),
+    }
+
+
+def dbt_env() -> dict[str, str]:
+    """Environment dbt needs at run time (paths only; credentials come from the profile's IAM auth)."""
+    return {"DPC_DUCKDB_PATH": settings.get_settings().duckdb_path}
+
+
+def operator_args() -> dict[str, Any]:
+    return {
+        "install_deps": False,
+        "vars": {"yyyymm": MONTH_TEMPLATE},
+        "env": dbt_env(),
+        "append_env": True,
+        "pool": settings.WAREHOUSE_POOL,
+    }
+
+
+def dbt_task_group(group_id: str, select: list[str], doc_md: str):
+    """One DbtTaskGroup per pipeline stage, selected by path, with no test tasks."""
+    from cosmos import DbtTaskGroup, RenderConfig
+    from cosmos.constants import LoadMode, TestBehavior
+
+    configs = _configs()
+    return DbtTaskGroup(
+        group_id=group_id,
+        **configs,
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            select=select,
+            test_behavior=TestBehavior.NONE,
+        ),
+        operator_args=operator_args(),
+        tooltip=doc_md.splitlines()[0],
+    )
+
+
+def dbt_test_task(task_id: str, **kwargs: Any):
+    """``dbt test`` over the whole project: schema, data and unit tests of stage and mart."""
+    from cosmos.operators.local import DbtTestLocalOperator
+
+    configs = _configs()
+    executable = configs["execution_config"].dbt_executable_path
+    return DbtTestLocalOperator(
+        task_id=task_id,
+        project_dir=str(Path(settings.DBT_PROJECT_DIR)),
+        profile_config=configs["profile_config"],
+        invocation_mode=configs["execution_config"].invocation_mode,
+        **({"dbt_executable_path": executable} if executable else {}),
+        **operator_args(),
+        **kwargs,
+    )

@@ -1,0 +1,233 @@
+"""The embedded warehouse: DuckDB in one file, raw files and exports under any fsspec root.
+
+Each function opens the database, does one step of one month inside one transaction and closes it,
+so a failure leaves the month exactly as it was. Tasks that call these functions share the
+``dpc_warehouse`` pool of one slot: DuckDB allows one writer per file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dpc_elt import formats, settings, sqlfiles
+from dpc_elt.errors import RawFileError, WarehouseBusyError
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from dpc_elt.manifest import ValidatedManifest
+
+log = logging.getLogger(__name__)
+DIALECT = "duckdb"
+EXPORT_MANIFEST_NAME = "_manifest.json"
+
+
+@contextmanager
+def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    import duckdb
+
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(database)
+    except duckdb.IOException as error:  # another process holds the write lock
+        raise WarehouseBusyError(f"{Path(database).name}: warehouse is locked by another writer") from error
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def execute(
+    con: duckdb.DuckDBPyConnection, statement: str, values: dict[str, Any]
+) -> duckdb.DuckDBPyConnection:
+    """Run one statement of our SQL files, binding only the parameters it names."""
+    names = sqlfiles.bound_names(statement)
+    return con.execute(sqlfiles.to_duckdb_params(statement), {name: values[name] for name in names})
+
+
+def run_file(
+    con: duckdb.DuckDBPyConnection, name: str, values: dict[str, Any], **identifiers: object
+) -> list[tuple]:
+    """Run every statement of one SQL file; return the rows of the last one (if it returns rows)."""
+    result: list[tuple] = []
+    for statement in sqlfiles.statements(name, DIALECT, **identifiers):
+        cursor = execute(con, statement, values)
+        result = cursor.fetchall() if cursor.description else []
+    return result
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return run_file(con, "shared/table_exists", {"schema": schema, "table": table})[0][0] > 0
+
+
+def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Settings) -> dict[str, int]:
+    """copy_raw: validate and transcode every listed file, then replace the month of every raw table.
+
+    All files are staged (cp932 → UTF-8, every line checked) before the database is touched, and the
+    delete-then-insert of all three tables is one transaction: any bad line leaves every month as it was.
+    A file type absent from the manifest ends with no rows for the month (a corrected delivery may drop one).
+    """
+    import fsspec
+
+    from dpc_elt.manifest import month_uri
+    from dpc_elt.rawfile import stage_raw_file
+
+    fs, month_dir = fsspec.core.url_to_fs(month_uri(cfg.raw_root, yyyymm))
+    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp:
+        staged: dict[str, list[str]] = {file_type: [] for file_type in formats.FILE_TYPES}
+        for listed in manifest.files:
+            staged_path = str(Path(tmp) / f"{listed.path}.tsv")
+            with (
+                fs.open(f"{month_dir}/{listed.path}", "rb") as src,
+                open(staged_path, "w", encoding="utf-8", newline="\n") as dst,
+            ):
+                result = stage_raw_file(
+                    src,
+                    dst,
+                    file_type=listed.file_type,
+                    source_file=listed.path,
+                    yyyymm=yyyymm,
+                    expected_sha256=listed.sha256,
+                )
+            log.info("staged %s: %d records", listed.path, result.records)
+            staged[listed.file_type].append(staged_path)
+
+        with connect(cfg.duckdb_path) as con, transaction(con):
+            counts: dict[str, int] = {}
+            for layout in formats.LAYOUTS.values():
+                table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+                run_file(con, "copy_raw/create_raw_table", {}, **table, columns=layout.columns)
+                run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **table)
+                columns = formats.LINEAGE_COLUMNS + layout.columns
+                for path in staged[layout.file_type]:
+                    run_file(con, "copy_raw/insert_staged_file", {"path": path}, **table, columns=columns)
+                counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[
+                    0
+                ][0]
+            duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
+            if duplicate:
+                source_file, line_no = duplicate[0]
+                raise RawFileError(
+                    source_file, "y1 item repeated for one case (duplicate case block)", line=line_no
+                )
+    return counts
+
+
+def rollback_stage(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
+    """rollback_stage: delete the failed month from every stage table, in one transaction."""
+    deleted: dict[str, int] = {}
+    with connect(cfg.duckdb_path) as con, transaction(con):
+        for table in settings.STAGE_TABLES:
+            if not _table_exists(con, settings.STAGE_SCHEMA, table):
+                continue
+            identifiers = {"schema": settings.STAGE_SCHEMA, "table": table}
+            before = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **identifiers)[0][0]
+            run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **identifiers)
+            deleted[table] = before
+    return deleted
+
+
+def compute_readmit(yyyymm: str, cfg: settings.Settings) -> list[str]:
+    """compute_readmit: make mart.fact_case_summary equal contract §3 again; returns the months whose
+    rows were deleted or inserted (they are exported again)."""
+    with connect(cfg.duckdb_path) as con, transaction(con):
+        run_file(con, "compute_readmit/create_fact_case_summary", {})
+        rows = run_file(con, "compute_readmit/merge_fact_case_summary", {"yyyymm": yyyymm})
+    return sorted({row[0] for row in rows} | {yyyymm})
+
+
+def month_counts(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
+    """Rows of the month in every table the run wrote, for the success notice."""
+    tables = [(settings.RAW_SCHEMA, layout.raw_table) for layout in formats.LAYOUTS.values()]
+    tables += [(settings.STAGE_SCHEMA, table) for table in settings.STAGE_TABLES]
+    tables += [(settings.MART_SCHEMA, settings.SUMMARY_TABLE)]
+    counts: dict[str, int] = {}
+    with connect(cfg.duckdb_path) as con:
+        for schema, table in tables:
+            if _table_exists(con, schema, table):
+                values = {"yyyymm": yyyymm}
+                counts[f"{schema}.{table}"] = run_file(
+                    con, "shared/count_month", values, schema=schema, table=table
+                )[0][0]
+    return counts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[str, Any]]:
+    """export_parquet: for each month, clear ``<processed_root>/yyyymm=<M>/`` and write it anew.
+
+    Files are written locally first, then the prefix is cleared and the Parquet files uploaded,
+    the output ``_manifest.json`` last: a reader that sees the manifest sees a complete month.
+    """
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(cfg.processed_root)
+    written = []
+    Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
+    with (
+        connect(cfg.duckdb_path) as con,
+        tempfile.TemporaryDirectory(prefix="export_", dir=cfg.work_dir) as tmp,
+    ):
+        for yyyymm in months:
+            local = Path(tmp) / f"yyyymm={yyyymm}"
+            local.mkdir()
+            files = []
+            for table in settings.EXPORT_TABLES:
+                (statement,) = sqlfiles.statements(f"export_parquet/select_{table}", DIALECT)
+                relation = con.sql(sqlfiles.to_duckdb_params(statement), params={"yyyymm": yyyymm})
+                target = local / f"{table}.parquet"
+                relation.write_parquet(str(target), compression="snappy")
+                rows = con.read_parquet(str(target)).count("*").fetchone()[0]
+                files.append(
+                    {
+                        "table": f"{settings.MART_SCHEMA}.{table}",
+                        "path": target.name,
+                        "rows": rows,
+                        "bytes": target.stat().st_size,
+                        "sha256": _sha256(target),
+                    }
+                )
+            manifest = {
+                "manifest_version": 1,
+                "yyyymm": yyyymm,
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "compression": "snappy",
+                "files": files,
+            }
+            prefix = f"{root}/yyyymm={yyyymm}"
+            if fs.exists(prefix):
+                fs.rm(prefix, recursive=True)
+            fs.makedirs(prefix, exist_ok=True)
+            for item in files:
+                fs.put_file(str(local / item["path"]), f"{prefix}/{item['path']}")
+            with fs.open(f"{prefix}/{EXPORT_MANIFEST_NAME}", "w") as handle:
+                json.dump(manifest, handle, ensure_ascii=False, indent=2)
+            written.append({"yyyymm": yyyymm, "uri": f"{cfg.processed_root}/yyyymm={yyyymm}", "files": files})
+    return written

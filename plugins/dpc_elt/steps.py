@@ -1,0 +1,287 @@
+"""One factory per Step Functions state: the DAG file calls these and only wires them.
+
+Each factory returns the task (or task group) whose id is the ASL state's name in snake_case, with
+the state's ``Retry`` block as Airflow retries and its ``Catch`` as trigger rules. Work happens in
+the backend module for the configured warehouse; the month comes from the validated manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import TaskGroup, TriggerRule, task
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
+
+from dpc_elt import settings
+from dpc_elt.errors import SAFE_MESSAGE_ERRORS, WarehouseBusyError
+
+log = logging.getLogger(__name__)
+
+CHECK_MANIFEST_TASK_ID = "validate_manifest.check_manifest"
+STEP_IDS = (
+    "validate_manifest",
+    "copy_raw",
+    "build_stage",
+    "rollback_stage",
+    "build_mart",
+    "compute_readmit",
+    "dbt_tests",
+    "export_parquet",
+)
+
+
+def _retry(attempts: int, interval_seconds: int, backoff_rate: float, transient: list[Any]) -> dict[str, Any]:
+    """An ASL ``Retry`` block: retry only the transient errors it names, never bad input."""
+    return {
+        "retries": attempts,
+        "retry_delay": timedelta(seconds=interval_seconds),
+        "retry_exponential_backoff": backoff_rate,
+        "retry_policy": ExceptionRetryPolicy(
+            rules=[
+                RetryRule(exception=list(SAFE_MESSAGE_ERRORS), action=RetryAction.FAIL),
+                RetryRule(exception=transient, action=RetryAction.RETRY),
+            ],
+            default=RetryAction.FAIL,
+        ),
+    }
+
+
+# ValidateManifest.Retry: Lambda service errors, 10 s, 3 attempts, ×2 — here: storage I/O errors.
+VALIDATE_MANIFEST_RETRY = _retry(3, 10, 2.0, [OSError, TimeoutError])
+# CopyRaw.Retry: throttling and Data API errors, 30 s, 4 attempts, ×2 — here: a busy warehouse.
+COPY_RAW_RETRY = _retry(4, 30, 2.0, [WarehouseBusyError, TimeoutError])
+
+
+def _settings() -> settings.Settings:
+    return settings.get_settings()
+
+
+def _warehouse():
+    """The module that does the work for the configured backend."""
+    from dpc_elt import embedded
+
+    return embedded
+
+
+def _checked(context: Any) -> dict[str, Any]:
+    """What check_manifest returned for this run: the month and the validated manifest."""
+    checked = context["ti"].xcom_pull(task_ids=CHECK_MANIFEST_TASK_ID)
+    if not checked:
+        raise RuntimeError("validate_manifest.check_manifest left no result: clear validate_manifest too")
+    return checked
+
+
+def _breadcrumbs(context: Any) -> list[dict[str, Any]]:
+    """Terminal task instances of this run: task id, state, duration (no values)."""
+    ti = context["ti"]
+    return list(ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id))
+
+
+def validate_manifest() -> TaskGroup:
+    """ValidateManifest: wait for ``_manifest.json`` (deferrable), then validate all of it."""
+    from dpc_elt.sensors import ManifestSensor
+
+    cfg = _settings()
+    with TaskGroup(
+        group_id="validate_manifest",
+        tooltip="Wait for the month's _manifest.json, then check schema, names, sizes, SHA-256 and counts",
+    ) as group:
+        wait = ManifestSensor(
+            task_id="wait_for_manifest",
+            raw_root=cfg.raw_root,
+            poke_seconds=cfg.manifest_poke_seconds,
+            doc_md="Waits (deferred, no worker slot held) for `<raw_root>/yyyymm=<YYYYMM>/_manifest.json`.",
+            **VALIDATE_MANIFEST_RETRY,
+        )
+
+        @task(task_id="check_manifest", **VALIDATE_MANIFEST_RETRY)
+        def check_manifest(**context: Any) -> dict[str, Any]:
+            """Validate the manifest and every file it lists: all or nothing, never retried on bad input."""
+            from dpc_elt.manifest import validate_month
+            from dpc_elt.params import month_of_context
+
+            yyyymm = month_of_context(context)
+            manifest = validate_month(_settings().raw_root, yyyymm)
+            for name in manifest.unlisted:
+                log.warning("ignored %s: in the month folder but not listed in _manifest.json", name)
+            log.info("manifest of %s valid: %d files", yyyymm, len(manifest.files))
+            return {"yyyymm": yyyymm, "manifest": manifest.to_dict()}
+
+        wait >> check_manifest()
+    return group
+
+
+def copy_raw():
+    """CopyRaw: per file type, delete the month then load it — one transaction for the month."""
+
+    @task(task_id="copy_raw", pool=settings.WAREHOUSE_POOL, **COPY_RAW_RETRY)
+    def copy_raw_task(**context: Any) -> dict[str, int]:
+        from dpc_elt.manifest import ValidatedManifest
+
+        checked = _checked(context)
+        manifest = ValidatedManifest.from_dict(checked["manifest"])
+        counts = _warehouse().load_raw_month(checked["yyyymm"], manifest, _settings())
+        log.info("loaded %s: %s", checked["yyyymm"], counts)
+        return counts
+
+    return copy_raw_task()
+
+
+def build_stage():
+    """BuildStage: ``dbt run --select stage`` as a Cosmos task group, incremental per month."""
+    from dpc_elt import dbt
+
+    return dbt.dbt_task_group(
+        "build_stage",
+        dbt.STAGE_SELECT,
+        "Stage models: typed rows, sentinel dates to NULL, y1 pivoted per case, incremental per yyyymm",
+    )
+
+
+def rollback_stage():
+    """RollbackStage: after a failed stage build, delete the month from every stage table."""
+
+    @task(task_id="rollback_stage", trigger_rule=TriggerRule.ONE_FAILED, pool=settings.WAREHOUSE_POOL)
+    def rollback_stage_task(**context: Any) -> dict[str, int]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from dpc_elt.params import month_of_context
+
+        failed = [
+            crumb["task_id"]
+            for crumb in _breadcrumbs(context)
+            if crumb["task_id"].startswith("build_stage.") and crumb["state"] == "failed"
+        ]
+        if not failed:
+            raise AirflowSkipException(
+                "build_stage did not run (an earlier step failed): nothing to roll back"
+            )
+        yyyymm = month_of_context(context)
+        deleted = _warehouse().rollback_stage(yyyymm, _settings())
+        log.info("rolled back %s after %s failed: rows deleted %s", yyyymm, failed, deleted)
+        return deleted
+
+    return rollback_stage_task()
+
+
+def build_mart():
+    """BuildMart: seeds, intermediate and mart models as a Cosmos task group."""
+    from dpc_elt import dbt
+
+    return dbt.dbt_task_group(
+        "build_mart",
+        dbt.MART_SELECT,
+        "Mart models: case facts (DPC code, MDC, length of stay, points), dimensions and ref seeds",
+    )
+
+
+def compute_readmit():
+    """ComputeReadmit: the readmission SQL makes mart.fact_case_summary equal the contract again."""
+
+    @task(task_id="compute_readmit", pool=settings.WAREHOUSE_POOL)
+    def compute_readmit_task(**context: Any) -> list[str]:
+        yyyymm = _checked(context)["yyyymm"]
+        months = _warehouse().compute_readmit(yyyymm, _settings())
+        log.info("fact_case_summary recomputed for %s; months changed: %s", yyyymm, months)
+        return months
+
+    return compute_readmit_task()
+
+
+def dbt_tests():
+    """DbtTests: ``dbt test`` — schema, data and unit tests of stage and mart."""
+    from dpc_elt import dbt
+
+    return dbt.dbt_test_task("dbt_tests")
+
+
+def export_parquet():
+    """ExportParquet: clear each changed month's output prefix, then write its Parquet and manifest."""
+
+    @task(task_id="export_parquet", pool=settings.WAREHOUSE_POOL)
+    def export_parquet_task(**context: Any) -> list[dict[str, Any]]:
+        yyyymm = _checked(context)["yyyymm"]
+        months = context["ti"].xcom_pull(task_ids="compute_readmit") or [yyyymm]
+        written = _warehouse().export_months(sorted(set(months) | {yyyymm}), _settings())
+        for month in written:
+            log.info("exported %s: %s", month["uri"], [(f["path"], f["rows"]) for f in month["files"]])
+        return written
+
+    return export_parquet_task()
+
+
+def _message(context: Any, status: str, yyyymm: str | None):
+    from dpc_elt.notify import Message
+
+    ti = context["ti"]
+    return Message(
+        status=status,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        yyyymm=yyyymm,
+        environment=_settings().environment,
+    )
+
+
+def _step_durations(context: Any) -> dict[str, float]:
+    """Seconds per ASL state (task group time is the sum of its tasks)."""
+    durations: dict[str, float] = {}
+    for crumb in _breadcrumbs(context):
+        step = crumb["task_id"].split(".", 1)[0]
+        if step in STEP_IDS and crumb.get("duration") is not None:
+            durations[step] = round(durations.get(step, 0.0) + float(crumb["duration"]), 1)
+    return {step: durations[step] for step in STEP_IDS if step in durations}
+
+
+def notify_success():
+    """NotifySuccess: counts per table, durations and the export locations."""
+
+    @task(task_id="notify_success")
+    def notify_success_task(**context: Any) -> str:
+        from dpc_elt.notify import deliver
+
+        checked = _checked(context)
+        message = _message(context, "SUCCESS", checked["yyyymm"])
+        message.counts = _warehouse().month_counts(checked["yyyymm"], _settings())
+        message.durations = _step_durations(context)
+        message.exports = [month["uri"] for month in context["ti"].xcom_pull(task_ids="export_parquet") or []]
+        unlisted = checked["manifest"].get("unlisted", [])
+        if unlisted:
+            message.notes.append(
+                f"{len(unlisted)} file(s) in the month folder were not in the manifest and were ignored"
+            )
+        return deliver(message, context)
+
+    return notify_success_task()
+
+
+def notify_failure():
+    """NotifyFailure: which step failed, its error type and the log link; runs after any rollback."""
+
+    @task(task_id="notify_failure", trigger_rule=TriggerRule.ALL_DONE)
+    def notify_failure_task(**context: Any) -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from dpc_elt.errors import ParameterError
+        from dpc_elt.notify import FAILURE_XCOM_KEY, deliver, describe_failure
+        from dpc_elt.params import month_of_context
+
+        failed = [crumb["task_id"] for crumb in _breadcrumbs(context) if crumb["state"] == "failed"]
+        if not failed:
+            raise AirflowSkipException("no step failed")
+        try:
+            yyyymm = month_of_context(context)
+        except ParameterError:
+            yyyymm = None
+        message = _message(context, "FAILURE", yyyymm)
+        ti = context["ti"]
+        for task_id in failed:
+            recorded = ti.xcom_pull(task_ids=task_id, key=FAILURE_XCOM_KEY)
+            message.failures.append(recorded or describe_failure(task_id, None, None))
+        if any(task_id.startswith("build_stage.") for task_id in failed):
+            message.notes.append("rollback_stage removed the month from the stage tables")
+        return deliver(message, context)
+
+    return notify_failure_task()
