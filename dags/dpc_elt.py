@@ -71,16 +71,5 @@ with DAG(
     )
     # BuildStage.Catch → RollbackStage → NotifyFailure; every other Catch → NotifyFailure.
     build_stage >> rollback_stage
-    chain(
-        [
-            validate_manifest,
-            copy_raw,
-            build_stage,
-            rollback_stage,
-            build_mart,
-            compute_readmit,
-            dbt_tests,
-            export_parquet,
-        ],
-        notify_failure,
-    )
+    notify_failure << [validate_manifest, copy_raw, rollback_stage, build_mart, compute_readmit]
+    notify_failure << [dbt_tests, export_parquet]

@@ -18,10 +18,10 @@ def run_month(yyyymm: str, dag_folder: str | None = None):
     from dpc_elt.params import validate_yyyymm
 
     validate_yyyymm(yyyymm)
-    bag = DagBag(dag_folder=dag_folder, include_examples=False)
+    bag = DagBag(dag_folder=dag_folder)
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {sorted(bag.import_errors)}")
-    dag = bag.get_dag("dpc_elt")
+    dag = bag.dags["dpc_elt"]
     return dag.test(logical_date=datetime.now(UTC), run_conf={"yyyymm": yyyymm})
 
 

@@ -238,7 +238,7 @@ def _step_durations(context: Any) -> dict[str, float]:
 def notify_success():
     """NotifySuccess: counts per table, durations and the export locations."""
 
-    @task(task_id="notify_success")
+    @task(task_id="notify_success", pool=settings.WAREHOUSE_POOL)
     def notify_success_task(**context: Any) -> str:
         from dpc_elt.notify import deliver
 
