@@ -27,21 +27,20 @@ Task logs, `docs/runbook.md`, `docs/decisions.md`; outputs under `processed_root
 
 from __future__ import annotations
 
-from datetime import datetime
-
+import pendulum
 from airflow.sdk import DAG, Param, chain
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from dpc_elt import steps
 from dpc_elt.notify import record_failure
-from dpc_elt.params import JST, param_schemas
+from dpc_elt.params import TIMEZONE, param_schemas
 
 with DAG(
     dag_id="dpc_elt",
     description="DPC monthly ELT: manifest → raw → stage → mart → readmission → tests → Parquet → notice",
     doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 3 * * *", timezone=JST),
-    start_date=datetime(2025, 1, 1, tzinfo=JST),
+    schedule=CronTriggerTimetable("0 3 * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2025, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
     params={name: Param(**schema) for name, schema in param_schemas().items()},

@@ -56,17 +56,13 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.commit()
 
 
-def execute(
-    con: duckdb.DuckDBPyConnection, statement: str, values: dict[str, Any]
-) -> duckdb.DuckDBPyConnection:
+def execute(con: duckdb.DuckDBPyConnection, statement: str, values: dict[str, Any]) -> duckdb.DuckDBPyConnection:
     """Run one statement of our SQL files, binding only the parameters it names."""
     names = sqlfiles.bound_names(statement)
     return con.execute(sqlfiles.to_duckdb_params(statement), {name: values[name] for name in names})
 
 
-def run_file(
-    con: duckdb.DuckDBPyConnection, name: str, values: dict[str, Any], **identifiers: object
-) -> list[tuple]:
+def run_file(con: duckdb.DuckDBPyConnection, name: str, values: dict[str, Any], **identifiers: object) -> list[tuple]:
     """Run every statement of one SQL file; return the rows of the last one (if it returns rows)."""
     result: list[tuple] = []
     for statement in sqlfiles.statements(name, DIALECT, **identifiers):
@@ -121,15 +117,11 @@ def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Setti
                 columns = formats.LINEAGE_COLUMNS + layout.columns
                 for path in staged[layout.file_type]:
                     run_file(con, "copy_raw/insert_staged_file", {"path": path}, **table, columns=columns)
-                counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[
-                    0
-                ][0]
+                counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[0][0]
             duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
             if duplicate:
                 source_file, line_no = duplicate[0]
-                raise RawFileError(
-                    source_file, "y1 item repeated for one case (duplicate case block)", line=line_no
-                )
+                raise RawFileError(source_file, "y1 item repeated for one case (duplicate case block)", line=line_no)
     return counts
 
 
@@ -166,9 +158,9 @@ def month_counts(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
         for schema, table in tables:
             if _table_exists(con, schema, table):
                 values = {"yyyymm": yyyymm}
-                counts[f"{schema}.{table}"] = run_file(
-                    con, "shared/count_month", values, schema=schema, table=table
-                )[0][0]
+                counts[f"{schema}.{table}"] = run_file(con, "shared/count_month", values, schema=schema, table=table)[
+                    0
+                ][0]
     return counts
 
 

@@ -36,9 +36,7 @@ class FileLayout:
 
     @property
     def name_pattern(self) -> re.Pattern[str]:
-        return re.compile(
-            rf"^{re.escape(self.name_prefix)}_(?P<facility_cd>[0-9]{{9}})_(?P<yymm>[0-9]{{4}})\.txt$"
-        )
+        return re.compile(rf"^{re.escape(self.name_prefix)}_(?P<facility_cd>[0-9]{{9}})_(?P<yymm>[0-9]{{4}})\.txt$")
 
     def file_name(self, facility_cd: str, yyyymm: str) -> str:
         return f"{self.name_prefix}_{facility_cd}_{yyyymm[2:]}.txt"

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 
 from dpc_elt.errors import ParameterError
 
-JST = ZoneInfo("Asia/Tokyo")
+TIMEZONE = "Asia/Tokyo"
+JST = ZoneInfo(TIMEZONE)
 # A real month, not only six digits: 1900-01 … 2099-12.
 YYYYMM_PATTERN = r"^(19|20)[0-9]{2}(0[1-9]|1[0-2])$"
 _YYYYMM = re.compile(YYYYMM_PATTERN)

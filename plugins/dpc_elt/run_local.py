@@ -36,9 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = get_settings()
     state = str(getattr(dag_run.state, "value", dag_run.state))
     print(f"dpc_elt {args.yyyymm}: run {dag_run.run_id} ended {state}")
-    for ti in sorted(
-        dag_run.get_task_instances(), key=lambda t: t.start_date or datetime.max.replace(tzinfo=UTC)
-    ):
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or datetime.max.replace(tzinfo=UTC)):
         print(f"  {ti.task_id:<55} {ti.state}")
     print(f"Parquet:      {cfg.processed_root}/yyyymm={args.yyyymm}/")
     where = f"Slack connection {cfg.slack_conn_id}" if cfg.slack_conn_id else cfg.outbox_path

@@ -155,9 +155,7 @@ def rollback_stage():
             if crumb["task_id"].startswith("build_stage.") and crumb["state"] == "failed"
         ]
         if not failed:
-            raise AirflowSkipException(
-                "build_stage did not run (an earlier step failed): nothing to roll back"
-            )
+            raise AirflowSkipException("build_stage did not run (an earlier step failed): nothing to roll back")
         yyyymm = month_of_context(context)
         deleted = _warehouse().rollback_stage(yyyymm, _settings())
         log.info("rolled back %s after %s failed: rows deleted %s", yyyymm, failed, deleted)

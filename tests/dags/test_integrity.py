@@ -58,7 +58,22 @@ def test_every_dag_documents_triage(dagbag):
 
 def test_warehouse_tasks_share_the_single_slot_pool(dagbag):
     dag = dagbag.dags["dpc_elt"]
-    opens_warehouse = {"copy_raw", "build_stage", "rollback_stage", "build_mart", "compute_readmit", "dbt_tests"}
+    opens_warehouse = {
+        "copy_raw",
+        "build_stage",
+        "rollback_stage",
+        "build_mart",
+        "compute_readmit",
+        "dbt_tests",
+    }
     opens_warehouse |= {"export_parquet", "notify_success"}
     writers = [t for t in dag.tasks if t.task_id.split(".")[0] in opens_warehouse]
     assert writers and all(t.pool == "dpc_warehouse" for t in writers), [(t.task_id, t.pool) for t in writers]
+
+
+def test_dag_serializes_as_the_scheduler_stores_it(dagbag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["dpc_elt"]
+    restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    assert set(restored.task_ids) == set(dag.task_ids)

@@ -10,7 +10,17 @@ import pytest
 from dpc_elt.errors import ParameterError
 from dpc_elt.params import param_schemas, target_month, validate_yyyymm
 
-BAD_MONTHS = ["202513", "202500", "2025-04", "20254", "2025041", "202504'; DROP TABLE raw.y1; --", " 202504", "abcdef", 202504]
+BAD_MONTHS = [
+    "202513",
+    "202500",
+    "2025-04",
+    "20254",
+    "2025041",
+    "202504'; DROP TABLE raw.y1; --",
+    " 202504",
+    "abcdef",
+    202504,
+]
 
 
 @pytest.mark.parametrize("value", BAD_MONTHS)
