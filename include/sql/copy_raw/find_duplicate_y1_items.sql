@@ -10,7 +10,7 @@ from (
             partition by facility_cd, patient_id, admission_date, admission_seq_no, summary_no, item_code, item_seq
             order by line_no
         ) as occurrence
-    from raw.y1
+    from "raw".y1
     where yyyymm = :yyyymm
 ) as items
 where occurrence > 1

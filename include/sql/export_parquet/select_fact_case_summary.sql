@@ -1,5 +1,6 @@
 -- One month of mart.fact_case_summary in a stable order, so an export of unchanged data is
--- byte-for-byte the same file. Parameters: :yyyymm. Read-only.
+-- byte-for-byte the same file.
+-- Parameters: :yyyymm. Read-only.
 select *
 from mart.fact_case_summary
 where yyyymm = :yyyymm

@@ -2,4 +2,4 @@
 -- failed stage build. Always DELETE inside the caller's transaction, never TRUNCATE (Redshift
 -- commits on TRUNCATE, and it would empty every month).
 -- Template values: schema, table (allow-listed). Parameters: :yyyymm. Idempotent.
-delete from {{ schema }}.{{ table }} where yyyymm = :yyyymm;
+delete from "{{ schema }}"."{{ table }}" where yyyymm = :yyyymm;

@@ -2,7 +2,7 @@
 -- equivalent: read_csv with a fixed layout, no quoting, empty fields kept as '' like Redshift COPY.
 -- Template values: schema, table, columns (lineage + layout, allow-listed). Parameters: :path.
 -- Not idempotent alone: always runs after delete_raw_month in one transaction.
-insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }})
+insert into "{{ schema }}"."{{ table }}" ({{ columns | join(', ') }})
 select {{ columns | join(', ') }}
 from read_csv(
     :path,
