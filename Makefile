@@ -45,15 +45,13 @@ backfill: install manifest ## Run dpc_elt for a range of months in order: make b
 test: install manifest lint ## Install, lint and run the test suite
 	$(BIN)/pytest
 
-lint: install ## ruff (with Airflow AIR rules), ruff format --check, sqlfluff
+lint: install ## ruff (with Airflow AIR rules) and ruff format --check; SQL parsing is in tests/sql
 	$(BIN)/ruff check dags plugins tests
 	$(BIN)/ruff format --check dags plugins tests
-	$(BIN)/sqlfluff lint include/sql
 
-fmt: install ## Format Python and fix SQL style
+fmt: install ## Format Python
 	$(BIN)/ruff check --fix dags plugins tests
 	$(BIN)/ruff format dags plugins tests
-	$(BIN)/sqlfluff fix include/sql
 
 docs: install manifest ## dbt docs generate (open include/dbt/target/index.html)
 	cd include/dbt && ../../$(BIN)/dbt docs generate --profiles-dir . --target duckdb
