@@ -196,7 +196,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
                 relation = con.sql(sqlfiles.to_duckdb_params(statement), params={"yyyymm": yyyymm})
                 target = local / f"{table}.parquet"
                 relation.write_parquet(str(target), compression="snappy")
-                rows = con.read_parquet(str(target)).count("*").fetchone()[0]
+                rows = con.read_parquet(str(target)).count("*").fetchall()[0][0]
                 files.append(
                     {
                         "table": f"{settings.MART_SCHEMA}.{table}",
