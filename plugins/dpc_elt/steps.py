@@ -131,11 +131,11 @@ def copy_raw():
 
 def build_stage():
     """BuildStage: ``dbt run --select stage`` as a Cosmos task group, incremental per month."""
-    from dpc_elt import dbt
+    from dpc_elt import cosmos_config
 
-    return dbt.dbt_task_group(
+    return cosmos_config.dbt_task_group(
         "build_stage",
-        dbt.STAGE_SELECT,
+        cosmos_config.STAGE_SELECT,
         "Stage models: typed rows, sentinel dates to NULL, y1 pivoted per case, incremental per yyyymm",
     )
 
@@ -166,11 +166,11 @@ def rollback_stage():
 
 def build_mart():
     """BuildMart: seeds, intermediate and mart models as a Cosmos task group."""
-    from dpc_elt import dbt
+    from dpc_elt import cosmos_config
 
-    return dbt.dbt_task_group(
+    return cosmos_config.dbt_task_group(
         "build_mart",
-        dbt.MART_SELECT,
+        cosmos_config.MART_SELECT,
         "Mart models: case facts (DPC code, MDC, length of stay, points), dimensions and ref seeds",
     )
 
@@ -190,9 +190,9 @@ def compute_readmit():
 
 def dbt_tests():
     """DbtTests: ``dbt test`` — schema, data and unit tests of stage and mart."""
-    from dpc_elt import dbt
+    from dpc_elt import cosmos_config
 
-    return dbt.dbt_test_task("dbt_tests")
+    return cosmos_config.dbt_test_task("dbt_tests")
 
 
 def export_parquet():

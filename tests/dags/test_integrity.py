@@ -77,3 +77,13 @@ def test_dag_serializes_as_the_scheduler_stores_it(dagbag):
     dag = dagbag.dags["dpc_elt"]
     restored = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     assert set(restored.task_ids) == set(dag.task_ids)
+
+
+def test_plugin_manager_does_not_import_the_package_under_bare_names():
+    """Airflow imports every .py under plugins/ as a top-level module named by its stem; our package
+    would then shadow real ones (dpc_elt/…/settings.py as ``settings``). plugins/.airflowignore stops it."""
+    from airflow._shared.module_loading.file_discovery import find_path_from_directory
+
+    plugins = Path(__file__).resolve().parents[2] / "plugins"
+    seen = [Path(p) for p in find_path_from_directory(str(plugins), ".airflowignore", "glob")]
+    assert not [p for p in seen if p.suffix == ".py"], seen

@@ -20,7 +20,7 @@ def airflow_db():
 @pytest.fixture
 def month_env(tmp_path, monkeypatch, airflow_db):
     """A fresh data directory (raw, warehouse, processed, outbox) for one test."""
-    from dpc_elt.dbt import _configs
+    from dpc_elt.cosmos_config import _configs
     from dpc_elt.settings import get_settings
 
     monkeypatch.setenv("DPC_DATA_DIR", str(tmp_path / "data"))

@@ -96,7 +96,7 @@ def actual_summary(rows: list[tuple], columns: list[str]) -> dict[tuple, dict]:
 
 
 def query(database: str, sql: str) -> tuple[list[tuple], list[str]]:
-    with duckdb.connect(database, read_only=True) as con:
+    with duckdb.connect(database) as con:
         cursor = con.execute(sql)
         return cursor.fetchall(), [d[0] for d in cursor.description]
 
