@@ -20,7 +20,9 @@ MANIFEST_SCHEMA_PATH = INCLUDE_DIR / "schemas" / "manifest.schema.json"
 
 EMBEDDED = "embedded"
 PRODUCTION = "production"
-BACKENDS = (EMBEDDED, PRODUCTION)
+# The module that does each step's warehouse work, per backend. Production (S3 + Redshift through the
+# amazon provider) plugs in here; until then DPC_BACKEND=production is refused rather than run on DuckDB.
+BACKEND_MODULES = {EMBEDDED: "dpc_elt.embedded"}
 
 # Schemas the pipeline writes; identifiers in SQL templates come only from these allow-lists.
 RAW_SCHEMA = "raw"
@@ -58,8 +60,8 @@ def get_settings() -> Settings:
     """Settings from the environment; cached, call ``get_settings.cache_clear()`` in tests."""
     data = _data_dir()
     backend = os.environ.get("DPC_BACKEND", EMBEDDED)
-    if backend not in BACKENDS:
-        raise ValueError(f"DPC_BACKEND must be one of {BACKENDS}, got {backend!r}")
+    if backend not in BACKEND_MODULES:
+        raise ValueError(f"DPC_BACKEND must be one of {sorted(BACKEND_MODULES)}, got {backend!r}")
     return Settings(
         backend=backend,
         environment=os.environ.get("DPC_ENVIRONMENT", "local"),

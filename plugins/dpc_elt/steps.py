@@ -60,9 +60,9 @@ def _settings() -> settings.Settings:
 
 def _warehouse():
     """The module that does the work for the configured backend."""
-    from dpc_elt import embedded
+    import importlib
 
-    return embedded
+    return importlib.import_module(settings.BACKEND_MODULES[_settings().backend])
 
 
 def _checked(context: Any) -> dict[str, Any]:

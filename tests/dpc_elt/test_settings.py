@@ -1,0 +1,37 @@
+"""Settings work with zero environment variables and refuse a backend that is not there."""
+
+from __future__ import annotations
+
+import pytest
+
+from dpc_elt import settings
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    settings.get_settings.cache_clear()
+    yield
+    settings.get_settings.cache_clear()
+
+
+def test_embedded_default_needs_no_environment(monkeypatch):
+    for name in ("DPC_DATA_DIR", "DPC_BACKEND", "DPC_RAW_ROOT", "DPC_DUCKDB_PATH", "DPC_SLACK_CONN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = settings.get_settings()
+    data = settings.REPO_ROOT / "data"
+    assert cfg.backend == "embedded"
+    assert (cfg.raw_root, cfg.processed_root) == (str(data / "raw"), str(data / "processed"))
+    assert cfg.duckdb_path == str(data / "warehouse" / "dpc.duckdb")
+    assert cfg.slack_conn_id == ""
+
+
+def test_roots_may_be_any_fsspec_uri(monkeypatch):
+    monkeypatch.setenv("DPC_RAW_ROOT", "memory://landing/raw")
+    assert settings.get_settings().raw_root == "memory://landing/raw"
+
+
+@pytest.mark.parametrize("backend", ["production", "duckdb", ""])
+def test_unknown_or_unavailable_backend_is_refused(monkeypatch, backend):
+    monkeypatch.setenv("DPC_BACKEND", backend)
+    with pytest.raises(ValueError, match="DPC_BACKEND must be one of"):
+        settings.get_settings()
