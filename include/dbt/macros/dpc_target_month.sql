@@ -1,0 +1,42 @@
+{#- The month a run works on, from the dbt var `yyyymm`, validated because it is injected into SQL.
+    Returns none when the var is not set (or empty): the models then build every month. -#}
+{% macro dpc_target_month() -%}
+    {%- set value = var('yyyymm', none) -%}
+    {%- if value is none or (value | string | trim) == '' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set month = value | string | trim -%}
+    {%- if not modules.re.fullmatch('[0-9]{4}(0[1-9]|1[0-2])', month) or month[:4] | int < 1900 -%}
+        {{ exceptions.raise_compiler_error(
+            "var yyyymm must be a real month written as 6 digits (YYYYMM, e.g. 202504), got '"
+            ~ month ~ "'") }}
+    {%- endif -%}
+    {{ return(month) }}
+{%- endmacro %}
+
+
+{#- A predicate on the month column: only the target month during an incremental run with the var
+    set, otherwise every month (initial build, full refresh, or no month given). -#}
+{% macro dpc_month_filter(column='yyyymm') -%}
+    {%- set month = dpc_target_month() -%}
+    {%- if is_incremental() and month is not none -%}
+        {{ column }} = '{{ month }}'
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Pre-hook of every staging model: before appending, remove what is about to be appended again,
+    so a month is replaced as a whole (a month with zero raw rows ends up empty). Renders nothing
+    when the model is (re)built from scratch. -#}
+{% macro dpc_delete_target_month(column='yyyymm') -%}
+    {%- if is_incremental() -%}
+        {%- set month = dpc_target_month() -%}
+        {%- if month is not none -%}
+            delete from {{ this }} where {{ column }} = '{{ month }}'
+        {%- else -%}
+            delete from {{ this }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
