@@ -20,7 +20,8 @@ from functools import cache
 from typing import Any, NamedTuple
 
 from dpc_elt import formats, settings
-from dpc_elt.errors import ManifestError, ParameterError
+from dpc_elt.errors import ManifestError
+from dpc_elt.params import validate_yyyymm
 
 MANIFEST_NAME = "_manifest.json"
 MANIFEST_VERSION = 1
@@ -29,7 +30,6 @@ CHUNK_BYTES = 8 * 1024 * 1024
 # A header line is short; a first line longer than this is not a header.
 _MAX_HEADER_BYTES = 64 * 1024
 
-_YYYYMM = re.compile(r"(19|20)[0-9]{2}(0[1-9]|1[0-2])")
 _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
@@ -125,16 +125,9 @@ class ParsedManifest(NamedTuple):
     created_at: str
 
 
-def check_yyyymm(yyyymm: str) -> str:
-    """``yyyymm`` if it is a real month 190001–209912, else :class:`ParameterError`."""
-    if not isinstance(yyyymm, str) or not _YYYYMM.fullmatch(yyyymm):
-        raise ParameterError("yyyymm must be a month YYYYMM between 190001 and 209912")
-    return yyyymm
-
-
 def month_uri(raw_root: str, yyyymm: str) -> str:
     """``<raw_root>/yyyymm=<YYYYMM>`` for a local path or any fsspec URI (``s3://b/raw``, ``memory://raw``)."""
-    check_yyyymm(yyyymm)
+    validate_yyyymm(yyyymm)
     if raw_root.endswith("://"):
         return f"{raw_root}yyyymm={yyyymm}"
     return f"{raw_root.rstrip('/')}/yyyymm={yyyymm}"
@@ -231,7 +224,7 @@ def parse_manifest(text_or_bytes: str | bytes, *, source: str, yyyymm: str) -> P
     each path listed once, each file name matching its file_type, facility_cd and month. Files on
     disk are not touched (see :func:`validate_month`).
     """
-    check_yyyymm(yyyymm)
+    validate_yyyymm(yyyymm)
     data = text_or_bytes.encode("utf-8") if isinstance(text_or_bytes, str) else bytes(text_or_bytes)
     if len(data) > MAX_MANIFEST_BYTES:
         raise ManifestError(source, RULE_MANIFEST_TOO_LARGE)
@@ -330,7 +323,7 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
     understands. Every listed file must be a regular file (no directory, no symlink) of the listed
     size, SHA-256 and record count. Unlisted files are returned in ``unlisted``, not rejected.
     """
-    check_yyyymm(yyyymm)
+    validate_yyyymm(yyyymm)
     if fs is None:
         from fsspec.core import url_to_fs
 

@@ -17,7 +17,6 @@ no field value ever reaches a message. On failure ``dst`` holds a partial output
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import date
 from itertools import chain, repeat
@@ -26,6 +25,7 @@ from typing import BinaryIO, TextIO
 
 from dpc_elt import formats
 from dpc_elt.errors import ParameterError, RawFileError
+from dpc_elt.params import validate_yyyymm
 
 CHUNK_BYTES = 2 * 1024 * 1024  # measured: 1-2 MiB blocks beat 8 MiB (cache)
 # Memory guard only: no real DPC line comes near it. Must be >= CHUNK_BYTES so that the rule holds
@@ -44,7 +44,6 @@ RULE_DATE = "impossible date (yyyymmdd, 00000000 or 99999999 expected)"
 RULE_LINE_TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
 RULE_SHA_CHANGED = "file changed since validation (sha256)"
 
-_YYYYMM = re.compile(r"(19|20)[0-9]{2}(0[1-9]|1[0-2])")
 # What Python's cp932 codec makes of the unassigned single bytes 0x80, 0xA0, 0xFD-0xFF.
 _UNASSIGNED = ("\x80", "\uf8f0", "\uf8f1", "\uf8f2", "\uf8f3")
 
@@ -259,8 +258,7 @@ def stage_raw_file(
     layout = formats.LAYOUTS.get(file_type)
     if layout is None:
         raise ParameterError(f"file_type must be one of {', '.join(formats.FILE_TYPES)}")
-    if not isinstance(yyyymm, str) or not _YYYYMM.fullmatch(yyyymm):
-        raise ParameterError("yyyymm must be a month YYYYMM between 190001 and 209912")
+    validate_yyyymm(yyyymm)
     if not source_file or any(c in source_file for c in "\t\r\n"):
         raise ParameterError("source_file must be a non-empty name without TAB, CR or LF")
     if chunk_bytes < 1 or chunk_bytes > MAX_LINE_BYTES:
