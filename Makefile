@@ -53,8 +53,10 @@ fmt: install ## Format Python
 	$(BIN)/ruff check --fix dags plugins tests
 	$(BIN)/ruff format dags plugins tests
 
-docs: install manifest ## dbt docs generate (open include/dbt/target/index.html)
-	cd include/dbt && ../../$(BIN)/dbt docs generate --profiles-dir . --target duckdb
+docs: install manifest ## dbt docs generate into include/dbt/target/index.html (columns filled in after make demo)
+	mkdir -p $(dir $(DPC_DUCKDB_PATH))
+	cd include/dbt && ../../$(BIN)/dbt docs generate --quiet --profiles-dir . --target duckdb
+	@echo "==> dbt docs: include/dbt/target/index.html (serve: cd include/dbt && ../../$(BIN)/dbt docs serve --profiles-dir .)"
 
 clean: ## Remove generated data, local Airflow state and dbt artifacts
 	rm -rf data .airflow include/dbt/target include/dbt/logs
