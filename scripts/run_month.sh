@@ -14,5 +14,6 @@ for yyyymm in "$@"; do
     echo "dpc_elt for $yyyymm failed: full log in $log" >&2
     exit 1
   fi
-  tail -n 12 "$log"
+  # The summary run_local prints: run state, every task's state, where the outputs went.
+  sed -n "/^dpc_elt $yyyymm: run/,\$p" "$log"
 done

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="dpc-elt-tests-"))
@@ -31,3 +34,24 @@ for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_DUCKDB_PATH", "DPC_OUTBO
 
 if not (REPO / "include" / "dbt" / "target" / "manifest.json").exists():
     subprocess.run([str(REPO / "scripts" / "dbt_manifest.sh")], check=True)
+
+
+_EXIT_STATUS: list[int] = []
+
+
+def pytest_sessionfinish(session, exitstatus):
+    from tests.cleanup import close_dbt_duckdb
+
+    close_dbt_duckdb()
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the process right after pytest is done. DuckDB's nanobind bindings print "leaked
+    instances" noise at interpreter teardown after in-process dbt and Airflow runs; it would follow
+    (and bury) pytest's summary line. Everything is flushed and the exit status is kept."""
+    if _EXIT_STATUS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])

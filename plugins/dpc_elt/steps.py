@@ -228,7 +228,7 @@ def _step_durations(context: Any) -> dict[str, float]:
     durations: dict[str, float] = {}
     for crumb in _breadcrumbs(context):
         step = crumb["task_id"].split(".", 1)[0]
-        if step in STEP_IDS and crumb.get("duration") is not None:
+        if step in STEP_IDS and crumb["state"] == "success" and crumb.get("duration") is not None:
             durations[step] = round(durations.get(step, 0.0) + float(crumb["duration"]), 1)
     return {step: durations[step] for step in STEP_IDS if step in durations}
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cleanup import close_dbt_duckdb
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,5 +29,6 @@ def month_env(tmp_path, monkeypatch, airflow_db):
     get_settings.cache_clear()
     _configs.cache_clear()
     yield get_settings()
+    close_dbt_duckdb()
     get_settings.cache_clear()
     _configs.cache_clear()
