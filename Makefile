@@ -19,13 +19,16 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_MONTHS ?= 202503-202505
 YYYYMM ?= 202504
 
-.PHONY: help install manifest demo test lint fmt run-month backfill generate docs clean
+.PHONY: help install lock manifest demo test lint fmt run-month backfill generate docs bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 install: ## Create .venv with the pinned stack (Python 3.11/3.12)
 	@scripts/install.sh
+
+lock: ## Re-pin requirements/local.txt from requirements/local.in (needs PyPI)
+	uv pip compile -q --python-version 3.11 requirements/local.in -o requirements/local.txt
 
 manifest: install ## Build include/dbt/target/manifest.json, which the DAG renders from
 	@scripts/dbt_manifest.sh

@@ -95,5 +95,8 @@ class ManifestSensor(BaseSensorOperator):
         name = uri.rsplit("/", 2)[-2:]
         where = "/".join(name)
         if context["dag_run"].run_type == "scheduled":
+            from dpc_elt import operations
+
+            operations.record_run_end(context, "not_delivered")  # a good end for ELTExecutionDelay
             raise AirflowSkipException(f"{where}: not delivered yet; the next daily run waits again")
         raise ManifestError(where, "manifest missing")

@@ -118,11 +118,13 @@ def copy_raw():
 
     @task(task_id="copy_raw", pool=settings.WAREHOUSE_POOL, **COPY_RAW_RETRY)
     def copy_raw_task(**context: Any) -> dict[str, int]:
+        from dpc_elt import operations
         from dpc_elt.manifest import ValidatedManifest
 
         checked = _checked(context)
         manifest = ValidatedManifest.from_dict(checked["manifest"])
-        counts = _warehouse().load_raw_month(checked["yyyymm"], manifest, _settings())
+        with operations.copy_errors_reported():  # the CopyErrorCount log line, then the error
+            counts = _warehouse().load_raw_month(checked["yyyymm"], manifest, _settings())
         log.info("loaded %s: %s", checked["yyyymm"], counts)
         return counts
 
@@ -238,6 +240,7 @@ def notify_success():
 
     @task(task_id="notify_success", pool=settings.WAREHOUSE_POOL)
     def notify_success_task(**context: Any) -> str:
+        from dpc_elt import operations
         from dpc_elt.notify import deliver
 
         checked = _checked(context)
@@ -250,7 +253,9 @@ def notify_success():
             message.notes.append(
                 f"{len(unlisted)} file(s) in the month folder were not in the manifest and were ignored"
             )
-        return deliver(message, context)
+        where = deliver(message, context)
+        operations.record_run_end(context, "loaded", yyyymm=checked["yyyymm"])  # ELTExecutionDelay
+        return where
 
     return notify_success_task()
 

@@ -28,6 +28,7 @@ def context(run_type: str, wait_minutes: int = 5) -> dict:
     return {
         "params": {"yyyymm": "202504", "manifest_wait_minutes": wait_minutes},
         "dag_run": SimpleNamespace(run_type=run_type, run_after=None),
+        "ti": SimpleNamespace(dag_id="dpc_elt", run_id=f"{run_type}__2025-05-01"),
         "logical_date": None,
     }
 
@@ -70,10 +71,17 @@ def test_absent_manifest_defers_to_the_trigger_for_the_run_month():
     assert (deferred.value.trigger.poke_seconds, deferred.value.trigger.timeout_seconds) == (7, 1800)
 
 
-def test_scheduled_run_without_delivery_ends_skipped():
+def test_scheduled_run_without_delivery_ends_skipped_and_counts_as_a_good_end(monkeypatch, tmp_path):
+    from dpc_elt import operations, settings
+
+    monkeypatch.setenv("DPC_DATA_DIR", str(tmp_path))
+    settings.get_settings.cache_clear()
     sensor = ManifestSensor(task_id="wait", raw_root=ROOT)
     with pytest.raises(AirflowSkipException):
         sensor.execute_complete(context("scheduled"), TIMED_OUT)
+    end = operations.read_last_run_end(settings.get_settings())
+    settings.get_settings.cache_clear()
+    assert (end.run_id, end.outcome) == ("scheduled__2025-05-01", "not_delivered")
 
 
 def test_manual_run_without_delivery_fails_naming_the_file():

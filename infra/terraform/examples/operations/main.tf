@@ -1,0 +1,49 @@
+# A small root module using modules/operations with the seed's names (workgroup dpc-learning,
+# topic dpc-alerts). `terraform init && terraform plan -var account_id=123456789012` shows what it
+# would create; the ids below are placeholders for the platform stack's outputs.
+provider "aws" {
+  region              = var.region
+  allowed_account_ids = [var.account_id]
+
+  default_tags {
+    tags = {
+      project     = "dpc-elt"
+      environment = var.environment
+    }
+  }
+}
+
+module "operations" {
+  source = "../../modules/operations"
+
+  account_id  = var.account_id
+  region      = var.region
+  environment = var.environment
+
+  workgroup_name     = "dpc-learning"
+  namespace_name     = "dpc-learning"
+  subnet_ids         = ["subnet-00000000000000001", "subnet-00000000000000002", "subnet-00000000000000003"]
+  security_group_ids = ["sg-00000000000000001"]
+
+  # About one daily batch at the base 8 RPU plus maintenance; revisit with real usage. The price is
+  # a placeholder: check the current Redshift Serverless price of the region. 500 GB of storage.
+  monthly_rpu_hours  = 300
+  rpu_hour_price_usd = 0.494
+  storage_budget_mb  = 512000
+
+  mwaa_task_log_group_name = "airflow-dpc-elt-${var.environment}-Task"
+
+  # Slack: authorise the workspace once in the AWS Chatbot console, then set its id and the
+  # channel id of #dpc-alerts here.
+  alert_emails     = ["dpc-ops@example.org"]
+  slack_team_id    = null
+  slack_channel_id = null
+}
+
+output "alert_topic_arn" {
+  value = module.operations.alert_topic_arn
+}
+
+output "dashboard_name" {
+  value = module.operations.dashboard_name
+}
