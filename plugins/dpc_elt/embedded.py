@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dpc_elt import formats, settings, sqlfiles
+from dpc_elt import formats, operations, settings, sqlfiles
 from dpc_elt.errors import RawFileError, WarehouseBusyError
 
 if TYPE_CHECKING:
@@ -122,6 +122,7 @@ def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Setti
             if duplicate:
                 source_file, line_no = duplicate[0]
                 raise RawFileError(source_file, "y1 item repeated for one case (duplicate case block)", line=line_no)
+    operations.analyze(cfg, (settings.RAW_SCHEMA,))  # in-batch ANALYZE after the load
     return counts
 
 
@@ -145,6 +146,7 @@ def compute_readmit(yyyymm: str, cfg: settings.Settings) -> list[str]:
     with connect(cfg.duckdb_path) as con, transaction(con):
         run_file(con, "compute_readmit/create_fact_case_summary", {})
         rows = run_file(con, "compute_readmit/merge_fact_case_summary", {"yyyymm": yyyymm})
+    operations.analyze(cfg, (settings.STAGE_SCHEMA, settings.MART_SCHEMA))  # after the stage and mart builds
     return sorted({row[0] for row in rows} | {yyyymm})
 
 
