@@ -19,7 +19,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 DEMO_MONTHS ?= 202503-202505
 YYYYMM ?= 202504
 
-.PHONY: help install lock manifest demo test lint fmt run-month backfill generate docs bench clean
+.PHONY: help install lock manifest demo test lint fmt run-month backfill generate docs bench mwaa clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -60,6 +60,9 @@ docs: install manifest ## dbt docs generate into include/dbt/target/index.html (
 	mkdir -p $(dir $(DPC_DUCKDB_PATH))
 	cd include/dbt && ../../$(BIN)/dbt docs generate --quiet --profiles-dir . --target duckdb
 	@echo "==> dbt docs: include/dbt/target/index.html (serve: cd include/dbt && ../../$(BIN)/dbt docs serve --profiles-dir .)"
+
+mwaa: install ## Build and check the MWAA artifacts in dist/mwaa: make mwaa ENV=mwaa/prod.env
+	@scripts/build_mwaa.sh --env $(or $(ENV),mwaa/example.env)
 
 clean: ## Remove generated data, local Airflow state and dbt artifacts
 	rm -rf data .airflow include/dbt/target include/dbt/logs

@@ -36,6 +36,21 @@ if not (REPO / "include" / "dbt" / "target" / "manifest.json").exists():
     subprocess.run([str(REPO / "scripts" / "dbt_manifest.sh")], check=True)
 
 
+@pytest.fixture(autouse=True)
+def _isolated_dpc_environment():
+    """Give every test the DPC_* environment it started with. Cosmos' in-process dbt runner exports
+    the operator's env (DPC_DUCKDB_PATH) into os.environ; in Airflow each task is its own process,
+    in a test session it would point later tests at an earlier test's warehouse."""
+    before = {name: value for name, value in os.environ.items() if name.startswith("DPC_")}
+    yield
+    for name in [name for name in os.environ if name.startswith("DPC_") and name not in before]:
+        del os.environ[name]
+    os.environ.update(before)
+    from dpc_elt.settings import get_settings
+
+    get_settings.cache_clear()
+
+
 _EXIT_STATUS: list[int] = []
 
 

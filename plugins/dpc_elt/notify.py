@@ -1,6 +1,7 @@
-"""One message builder for every channel: Slack (the provider's webhook notifier), the task log and
-the local outbox. Messages carry counts, durations, task ids, error types and links — never patient
-data: only errors of ``SAFE_MESSAGE_ERRORS`` (file, line, rule) are quoted, others by type alone.
+"""One message builder for every channel: Slack (the provider's webhook notifier), SNS (the amazon
+provider's notifier, when a topic is set), the task log and the local outbox. Messages carry counts,
+durations, task ids, error types and links — never patient data: only errors of
+``SAFE_MESSAGE_ERRORS`` (file, line, rule) are quoted, others by type alone.
 """
 
 from __future__ import annotations
@@ -90,13 +91,18 @@ def write_outbox(message: Message, outbox_path: str) -> Path:
 
 
 def deliver(message: Message, context: Any, cfg: settings.Settings | None = None) -> str:
-    """Send the message; return where it went. Never dropped: without a Slack connection it goes
-    to the outbox file, and it is always written to the task log."""
+    """Send the message; return where it went. Never dropped: without a Slack connection or an SNS
+    topic it goes to the outbox file, and it is always written to the task log."""
     cfg = cfg or settings.get_settings()
     log.info("%s notification:\n%s", message.status, message.text())
+    sent = []
     if cfg.slack_conn_id:
         from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
 
         SlackWebhookNotifier(slack_webhook_conn_id=cfg.slack_conn_id, text=message.text()).notify(context)
-        return f"slack:{cfg.slack_conn_id}"
-    return str(write_outbox(message, cfg.outbox_path))
+        sent.append(f"slack:{cfg.slack_conn_id}")
+    if cfg.sns_topic_arn:
+        from dpc_elt.production import publish_sns
+
+        sent.append(publish_sns(message, context, cfg))
+    return ", ".join(sent) if sent else str(write_outbox(message, cfg.outbox_path))

@@ -12,7 +12,9 @@ from functools import cache
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-INCLUDE_DIR = REPO_ROOT / "include"
+# On MWAA the package runs from plugins.zip and include/ ships in the dags folder: mwaa/startup.sh
+# exports DPC_INCLUDE_DIR=/usr/local/airflow/dags/include.
+INCLUDE_DIR = Path(os.environ.get("DPC_INCLUDE_DIR") or REPO_ROOT / "include")
 SQL_DIR = INCLUDE_DIR / "sql"
 DBT_PROJECT_DIR = INCLUDE_DIR / "dbt"
 ASL_PATH = INCLUDE_DIR / "asl" / "dpc_elt.asl.json"
@@ -20,9 +22,9 @@ MANIFEST_SCHEMA_PATH = INCLUDE_DIR / "schemas" / "manifest.schema.json"
 
 EMBEDDED = "embedded"
 PRODUCTION = "production"
-# The module that does each step's warehouse work, per backend. Production (S3 + Redshift through the
-# amazon provider) plugs in here; until then DPC_BACKEND=production is refused rather than run on DuckDB.
-BACKEND_MODULES = {EMBEDDED: "dpc_elt.embedded"}
+# The module that does each step's warehouse work, per backend: DuckDB on local files, or S3 + Redshift
+# Serverless through the amazon provider (steps.py also takes validate_manifest and copy_raw from it).
+BACKEND_MODULES = {EMBEDDED: "dpc_elt.embedded", PRODUCTION: "dpc_elt.production"}
 
 # Schemas the pipeline writes; identifiers in SQL templates come only from these allow-lists.
 RAW_SCHEMA = "raw"
@@ -49,6 +51,13 @@ class Settings:
     slack_channel: str
     manifest_poke_seconds: int
     dbt_executable_path: str
+    # Production backend (S3 + Redshift Serverless); dpc_elt.production.target() validates them.
+    s3_bucket: str
+    redshift_workgroup: str
+    redshift_database: str
+    redshift_iam_role_arn: str
+    aws_conn_id: str
+    sns_topic_arn: str
 
 
 def _data_dir() -> Path:
@@ -62,11 +71,16 @@ def get_settings() -> Settings:
     backend = os.environ.get("DPC_BACKEND", EMBEDDED)
     if backend not in BACKEND_MODULES:
         raise ValueError(f"DPC_BACKEND must be one of {sorted(BACKEND_MODULES)}, got {backend!r}")
+    bucket = os.environ.get("DPC_S3_BUCKET", "")
+    # Production lands and exports in the bucket (data contract §2: <raw_root> is s3://<bucket>/raw).
+    s3_root = f"s3://{bucket}" if backend == PRODUCTION and bucket else ""
     return Settings(
         backend=backend,
         environment=os.environ.get("DPC_ENVIRONMENT", "local"),
-        raw_root=os.environ.get("DPC_RAW_ROOT", str(data / "raw")),
-        processed_root=os.environ.get("DPC_PROCESSED_ROOT", str(data / "processed")),
+        raw_root=os.environ.get("DPC_RAW_ROOT", f"{s3_root}/raw" if s3_root else str(data / "raw")),
+        processed_root=os.environ.get(
+            "DPC_PROCESSED_ROOT", f"{s3_root}/processed" if s3_root else str(data / "processed")
+        ),
         duckdb_path=os.environ.get("DPC_DUCKDB_PATH", str(data / "warehouse" / "dpc.duckdb")),
         outbox_path=os.environ.get("DPC_OUTBOX_PATH", str(data / "outbox" / "notifications.jsonl")),
         work_dir=os.environ.get("DPC_WORK_DIR", str(data / "work")),
@@ -74,4 +88,10 @@ def get_settings() -> Settings:
         slack_channel=os.environ.get("DPC_SLACK_CHANNEL", "#dpc-alerts"),
         manifest_poke_seconds=int(os.environ.get("DPC_MANIFEST_POKE_SECONDS", "60")),
         dbt_executable_path=os.environ.get("DPC_DBT_EXECUTABLE", ""),
+        s3_bucket=bucket,
+        redshift_workgroup=os.environ.get("DPC_REDSHIFT_WORKGROUP", "dpc-elt"),
+        redshift_database=os.environ.get("DPC_REDSHIFT_DATABASE", "dpc"),
+        redshift_iam_role_arn=os.environ.get("DPC_REDSHIFT_IAM_ROLE_ARN", ""),
+        aws_conn_id=os.environ.get("DPC_AWS_CONN_ID", "aws_default"),
+        sns_topic_arn=os.environ.get("DPC_SNS_TOPIC_ARN", ""),
     )

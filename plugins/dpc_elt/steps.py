@@ -50,7 +50,9 @@ def _retry(attempts: int, interval_seconds: int, backoff_rate: float, transient:
 
 # ValidateManifest.Retry: Lambda service errors, 10 s, 3 attempts, ×2 — here: storage I/O errors.
 VALIDATE_MANIFEST_RETRY = _retry(3, 10, 2.0, [OSError, TimeoutError])
-# CopyRaw.Retry: throttling and Data API errors, 30 s, 4 attempts, ×2 — here: a busy warehouse.
+# CopyRaw.Retry: throttling and Data API errors, 30 s, 4 attempts, ×2 — here: a busy warehouse (the
+# DuckDB file lock; on Redshift, Data API throttling and lost concurrent transactions, which
+# dpc_elt.production raises as WarehouseBusyError).
 COPY_RAW_RETRY = _retry(4, 30, 2.0, [WarehouseBusyError, TimeoutError])
 
 
@@ -84,6 +86,10 @@ def validate_manifest() -> TaskGroup:
     from dpc_elt.sensors import ManifestSensor
 
     cfg = _settings()
+    if cfg.backend == settings.PRODUCTION:  # S3KeySensor + the same validation on s3fs
+        from dpc_elt import production
+
+        return production.validate_manifest()
     with TaskGroup(
         group_id="validate_manifest",
         tooltip="Wait for the month's _manifest.json, then check schema, names, sizes, SHA-256 and counts",
@@ -115,6 +121,10 @@ def validate_manifest() -> TaskGroup:
 
 def copy_raw():
     """CopyRaw: per file type, delete the month then load it — one transaction for the month."""
+    if _settings().backend == settings.PRODUCTION:  # transcode + one Data API batch per file type
+        from dpc_elt import production
+
+        return production.copy_raw()
 
     @task(task_id="copy_raw", pool=settings.WAREHOUSE_POOL, **COPY_RAW_RETRY)
     def copy_raw_task(**context: Any) -> dict[str, int]:

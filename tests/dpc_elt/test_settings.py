@@ -30,8 +30,21 @@ def test_roots_may_be_any_fsspec_uri(monkeypatch):
     assert settings.get_settings().raw_root == "memory://landing/raw"
 
 
-@pytest.mark.parametrize("backend", ["production", "duckdb", ""])
+@pytest.mark.parametrize("backend", ["redshift", "duckdb", ""])
 def test_unknown_or_unavailable_backend_is_refused(monkeypatch, backend):
     monkeypatch.setenv("DPC_BACKEND", backend)
     with pytest.raises(ValueError, match="DPC_BACKEND must be one of"):
         settings.get_settings()
+
+
+def test_production_lands_and_exports_in_the_bucket(monkeypatch):
+    for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DPC_BACKEND", "production")
+    monkeypatch.setenv("DPC_S3_BUCKET", "dpc-learning-data-dev")
+    cfg = settings.get_settings()
+    assert (cfg.raw_root, cfg.processed_root) == (
+        "s3://dpc-learning-data-dev/raw",
+        "s3://dpc-learning-data-dev/processed",
+    )
+    assert (cfg.redshift_workgroup, cfg.redshift_database, cfg.aws_conn_id) == ("dpc-elt", "dpc", "aws_default")
