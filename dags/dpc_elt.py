@@ -31,7 +31,7 @@ import pendulum
 from airflow.sdk import DAG, Param, chain
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from dpc_elt import steps
+from dpc_elt import faults, steps
 from dpc_elt.notify import record_failure
 from dpc_elt.params import TIMEZONE, param_schemas
 
@@ -44,7 +44,13 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     params={name: Param(**schema) for name, schema in param_schemas().items()},
-    default_args={"owner": "dpc-elt", "retries": 0, "on_failure_callback": record_failure},
+    # pre_execute: a fault hook, inert unless DPC_FAULT names "task:<task_id>" (tests/reliability).
+    default_args={
+        "owner": "dpc-elt",
+        "retries": 0,
+        "on_failure_callback": record_failure,
+        "pre_execute": faults.task_started,
+    },
     tags=["dpc", "elt"],
 ):
     validate_manifest = steps.validate_manifest()

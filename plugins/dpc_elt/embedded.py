@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dpc_elt import formats, operations, settings, sqlfiles
+from dpc_elt import faults, formats, operations, settings, sqlfiles
 from dpc_elt.errors import RawFileError, WarehouseBusyError
+from dpc_elt.params import validate_yyyymm
 
 if TYPE_CHECKING:
     import duckdb
@@ -118,6 +119,7 @@ def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Setti
                 for path in staged[layout.file_type]:
                     run_file(con, "copy_raw/insert_staged_file", {"path": path}, **table, columns=columns)
                 counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[0][0]
+                faults.checkpoint("copy_raw.mid_load")  # fires once, after the first table: tests only
             duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
             if duplicate:
                 source_file, line_no = duplicate[0]
@@ -128,6 +130,7 @@ def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Setti
 
 def rollback_stage(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
     """rollback_stage: delete the failed month from every stage table, in one transaction."""
+    validate_yyyymm(yyyymm)
     deleted: dict[str, int] = {}
     with connect(cfg.duckdb_path) as con, transaction(con):
         for table in settings.STAGE_TABLES:
@@ -143,6 +146,7 @@ def rollback_stage(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
 def compute_readmit(yyyymm: str, cfg: settings.Settings) -> list[str]:
     """compute_readmit: make mart.fact_case_summary equal contract §3 again; returns the months whose
     rows were deleted or inserted (they are exported again)."""
+    validate_yyyymm(yyyymm)
     with connect(cfg.duckdb_path) as con, transaction(con):
         run_file(con, "compute_readmit/create_fact_case_summary", {})
         rows = run_file(con, "compute_readmit/merge_fact_case_summary", {"yyyymm": yyyymm})
@@ -152,6 +156,7 @@ def compute_readmit(yyyymm: str, cfg: settings.Settings) -> list[str]:
 
 def month_counts(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
     """Rows of the month in every table the run wrote, for the success notice."""
+    validate_yyyymm(yyyymm)
     tables = [(settings.RAW_SCHEMA, layout.raw_table) for layout in formats.LAYOUTS.values()]
     tables += [(settings.STAGE_SCHEMA, table) for table in settings.STAGE_TABLES]
     tables += [(settings.MART_SCHEMA, settings.SUMMARY_TABLE)]
@@ -180,6 +185,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
     Files are written locally first, then the prefix is cleared and the Parquet files uploaded,
     the output ``_manifest.json`` last: a reader that sees the manifest sees a complete month.
     """
+    months = [validate_yyyymm(month) for month in months]  # it also names the prefix to delete
     import fsspec
 
     fs, root = fsspec.core.url_to_fs(cfg.processed_root)
@@ -221,6 +227,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
             fs.makedirs(prefix, exist_ok=True)
             for item in files:
                 fs.put_file(str(local / item["path"]), f"{prefix}/{item['path']}")
+                faults.checkpoint("export_parquet.mid_export")  # fires once, after the first file: tests only
             with fs.open(f"{prefix}/{EXPORT_MANIFEST_NAME}", "w") as handle:
                 json.dump(manifest, handle, ensure_ascii=False, indent=2)
             written.append({"yyyymm": yyyymm, "uri": f"{cfg.processed_root}/yyyymm={yyyymm}", "files": files})

@@ -161,6 +161,11 @@ Y1_DATE_PAYLOADS: dict[str, tuple[str, ...]] = {
     "A000070": ("payload_1",),  # prev_discharge_date
 }
 
+# D 分類番号 (dpc_code): 14 characters, the first 6 the disease group (digits), the rest digits or x.
+# Required on DPC bundled rows (データ区分 93), optional on fee-for-service rows. Checked by the loader.
+DPC_CODE_PATTERN = re.compile(r"[0-9]{6}[0-9x]{8}")
+DPC_BUNDLED_CATEGORY = "93"
+
 # y1 rows with this summary_no describe the whole stay; others are ward-group segments.
 Y1_WHOLE_STAY_SUMMARY_NO = "0"
 

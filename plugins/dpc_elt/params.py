@@ -30,6 +30,9 @@ def param_schemas() -> dict[str, dict[str, Any]]:
         "yyyymm": {
             "default": None,
             "type": ["null", "string"],
+            # Python's re lets "$" match before a final newline: the lengths close that gap.
+            "minLength": 6,
+            "maxLength": 6,
             "pattern": YYYYMM_PATTERN,
             "title": "Target month (yyyymm)",
             "description": (

@@ -43,6 +43,8 @@ RULE_FIELD_COUNT = "wrong number of fields"
 RULE_DATE = "impossible date (yyyymmdd, 00000000 or 99999999 expected)"
 RULE_LINE_TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
 RULE_SHA_CHANGED = "file changed since validation (sha256)"
+RULE_DPC_CODE = "malformed DPC code (14 characters: 6 digits, then digits or x)"
+RULE_DPC_CODE_MISSING = "DPC code missing on a bundled row (data category 93)"
 
 # What Python's cp932 codec makes of the unassigned single bytes 0x80, 0xA0, 0xFD-0xFF.
 _UNASSIGNED = ("\x80", "\uf8f0", "\uf8f1", "\uf8f2", "\uf8f3")
@@ -71,6 +73,14 @@ def is_valid_date(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def dpc_code_rule(data_category: str, dpc_code: str) -> str:
+    """The rule a D line's 分類番号 breaks, or "" (contract §1: 14 characters, the first 6 the disease
+    group): empty only on rows that are not DPC bundled (data category 93)."""
+    if dpc_code == "":
+        return RULE_DPC_CODE_MISSING if data_category.strip() == formats.DPC_BUNDLED_CATEGORY else ""
+    return "" if formats.DPC_CODE_PATTERN.fullmatch(dpc_code) else RULE_DPC_CODE
 
 
 _TAB = "\t"
@@ -152,6 +162,12 @@ class _LineChecker:
                 self.names.update({layout.columns.index(c): c for c in names})
         self.ok = set(formats.DATE_SENTINELS)  # known-good values of required date columns
         self.ok_opt = self.ok | {""}  # known-good values of optional date columns
+        # D: (data_category, dpc_code) pairs, read with one split from each side of the line.
+        self.dpc_columns: tuple[int, int] | None = None
+        if layout.file_type == formats.D.file_type:
+            category, code = layout.columns.index("data_category"), layout.columns.index("dpc_code")
+            self.dpc_columns = (category, code - self.ncols)  # the code counted from the right
+            self.dpc_ok: set[tuple[str, str]] = set()
         self.line_no = 0
         self.records = 0
 
@@ -181,7 +197,17 @@ class _LineChecker:
                 value = fields[i]
                 if not (is_valid_date(value) or (value == "" and not required)):
                     return self.fail(n, RULE_DATE, f"column {self.names[i]}")
+            if self.dpc_columns is not None:
+                rule = dpc_code_rule(fields[self.dpc_columns[0]], fields[self.dpc_columns[1]])
+                if rule:
+                    return self.fail(n, rule, "column dpc_code")
         return self.fail(None, "internal: block rejected but no bad line found")
+
+    def _dpc_pairs(self, lines: list[str]) -> set[tuple[str, str]]:
+        category, code = self.dpc_columns
+        categories = map(itemgetter(category), map(str.split, lines, repeat(_TAB), repeat(category + 1)))
+        codes = map(itemgetter(code), map(str.rsplit, lines, repeat(_TAB), repeat(-code)))
+        return set(zip(categories, codes, strict=True))
 
     def block(self, data: bytes, *, final: bool) -> str:
         """Check the lines in ``data`` (ending with LF unless ``final``); return the staged rows."""
@@ -229,6 +255,11 @@ class _LineChecker:
                         new.add(row[p])
             if new and not self._learn(new):
                 raise self._locate(lines, first)
+        if self.dpc_columns is not None:
+            new_pairs = self._dpc_pairs(lines) - self.dpc_ok
+            if any(dpc_code_rule(*pair) for pair in new_pairs):
+                raise self._locate(lines, first)
+            self.dpc_ok |= new_pairs
 
         prefix = self.prefix
         out = "".join([f"{prefix}{n}\t{line}\n" for n, line in enumerate(lines, first)])

@@ -1,0 +1,124 @@
+"""Concurrency: one run of dpc_elt at a time, and one writer of the embedded warehouse at a time.
+
+* ``max_active_runs=1``: shown with the scheduler's own decision — two queued runs, one started.
+* the ``dpc_warehouse`` pool (1 slot) on every task that opens DuckDB: checked on the DAG here, and
+  by recording every ``duckdb.connect`` during real runs in test_dag_runs.py.
+* two processes at once: the second writer gets ``WarehouseBusyError``, which copy_raw's retry policy
+  retries, and once the first is gone the retried load succeeds.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dpc_elt import embedded, settings
+from dpc_elt.errors import WarehouseBusyError
+from tests.reliability import airflow_support as af
+from tests.reliability import support
+
+# Tasks that never open the warehouse: waiting for and checking files, and the failure notice.
+NO_WAREHOUSE = {"validate_manifest.wait_for_manifest", "validate_manifest.check_manifest", "notify_failure"}
+
+
+@pytest.fixture
+def dag(month_env):
+    return af.dag()
+
+
+def test_every_task_that_may_open_duckdb_holds_the_one_slot_pool(dag, airflow_db):
+    from airflow.models.pool import Pool
+
+    outside = {
+        t.task_id: t.pool for t in dag.tasks if t.task_id not in NO_WAREHOUSE and t.pool != settings.WAREHOUSE_POOL
+    }
+    assert outside == {}
+    cosmos = [t for t in dag.tasks if type(t).__module__.startswith("cosmos.")]
+    assert len(cosmos) >= 10 and {t.pool for t in cosmos} == {settings.WAREHOUSE_POOL}
+    assert Pool.get_pool(settings.WAREHOUSE_POOL).slots == 1
+
+
+def test_no_two_runs_at_once(dag, airflow_db):
+    """Two runs queued for the same month: the scheduler starts one and leaves the other queued."""
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.jobs.job import Job
+    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
+    from airflow.models.dag import DagModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import delete, select
+
+    assert dag.max_active_runs == 1
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    sync_bag_to_db(DagBag(dag_folder=None), "dags-folder", None)
+    with create_session() as session:
+        session.execute(delete(DagRun).where(DagRun.dag_id == af.DAG_ID))
+        model = session.get(DagModel, af.DAG_ID)
+        model.is_paused = False
+        scheduler_dag = SerializedDagModel.get_dag(af.DAG_ID, session=session)
+        now = datetime.now(UTC).replace(microsecond=0)
+        for n in range(2):
+            when = now + timedelta(seconds=n)
+            scheduler_dag.create_dagrun(
+                run_id=f"manual__max_active_{n}",
+                logical_date=when,
+                data_interval=(when, when),
+                run_after=when,
+                conf={"yyyymm": "202504"},
+                run_type=DagRunType.MANUAL,
+                state=DagRunState.QUEUED,
+                triggered_by=DagRunTriggeredByType.TEST,
+                session=session,
+            )
+    runner = SchedulerJobRunner(job=Job())
+    with create_session() as session:
+        runner._start_queued_dagruns(session)
+    with create_session() as session:
+        runs = dict(
+            session.execute(select(DagRun.run_id, DagRun.state).where(DagRun.run_id.like("manual__max_active_%"))).all()
+        )
+        session.execute(delete(DagRun).where(DagRun.run_id.like("manual__max_active_%")))
+    assert sorted(map(str, runs.values())) == ["queued", "running"], runs
+
+
+HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('holding', flush=True); time.sleep(60)"
+
+
+def test_a_second_process_gets_warehouse_busy_and_copy_raw_retries(loaded):
+    """Another process holds the warehouse: the load fails with WarehouseBusyError before touching
+    anything, copy_raw's policy says retry, and the retry after the holder is gone succeeds."""
+    from dpc_elt.steps import COPY_RAW_RETRY
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, loaded.duckdb_path], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        with pytest.raises(WarehouseBusyError) as info, embedded.connect(loaded.duckdb_path):
+            pass
+        assert str(info.value) == "dpc.duckdb: warehouse is locked by another writer"
+        with pytest.raises(WarehouseBusyError) as info:
+            support.load_raw(loaded, "202504")
+        decision = COPY_RAW_RETRY["retry_policy"].evaluate(info.value, try_number=1, max_tries=5)
+        assert decision.action.value == "retry"
+        assert COPY_RAW_RETRY["retries"] == 4 and COPY_RAW_RETRY["retry_delay"] == timedelta(seconds=30)
+    finally:
+        holder.kill()
+        holder.wait()
+    deadline = time.monotonic() + 10
+    while True:  # the retry
+        try:
+            counts = support.load_raw(loaded, "202504")
+            break
+        except WarehouseBusyError:
+            assert time.monotonic() < deadline, "the lock outlived its process"
+            time.sleep(0.2)
+    assert counts["y1"] > 0
+    assert not support.duplicates(loaded)
