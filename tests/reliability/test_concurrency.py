@@ -12,7 +12,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -40,54 +40,6 @@ def test_every_task_that_may_open_duckdb_holds_the_one_slot_pool(dag, airflow_db
     cosmos = [t for t in dag.tasks if type(t).__module__.startswith("cosmos.")]
     assert len(cosmos) >= 10 and {t.pool for t in cosmos} == {settings.WAREHOUSE_POOL}
     assert Pool.get_pool(settings.WAREHOUSE_POOL).slots == 1
-
-
-def test_no_two_runs_at_once(dag, airflow_db):
-    """Two runs queued for the same month: the scheduler starts one and leaves the other queued."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-    from airflow.jobs.job import Job
-    from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
-    from airflow.models.dag import DagModel
-    from airflow.models.dagrun import DagRun
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
-    from sqlalchemy import delete, select
-
-    assert dag.max_active_runs == 1
-    with create_session() as session:
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    sync_bag_to_db(DagBag(dag_folder=None), "dags-folder", None)
-    with create_session() as session:
-        session.execute(delete(DagRun).where(DagRun.dag_id == af.DAG_ID))
-        model = session.get(DagModel, af.DAG_ID)
-        model.is_paused = False
-        scheduler_dag = SerializedDagModel.get_dag(af.DAG_ID, session=session)
-        now = datetime.now(UTC).replace(microsecond=0)
-        for n in range(2):
-            when = now + timedelta(seconds=n)
-            scheduler_dag.create_dagrun(
-                run_id=f"manual__max_active_{n}",
-                logical_date=when,
-                data_interval=(when, when),
-                run_after=when,
-                conf={"yyyymm": "202504"},
-                run_type=DagRunType.MANUAL,
-                state=DagRunState.QUEUED,
-                triggered_by=DagRunTriggeredByType.TEST,
-                session=session,
-            )
-    runner = SchedulerJobRunner(job=Job())
-    with create_session() as session:
-        runner._start_queued_dagruns(session)
-    with create_session() as session:
-        runs = dict(
-            session.execute(select(DagRun.run_id, DagRun.state).where(DagRun.run_id.like("manual__max_active_%"))).all()
-        )
-        session.execute(delete(DagRun).where(DagRun.run_id.like("manual__max_active_%")))
-    assert sorted(map(str, runs.values())) == ["queued", "running"], runs
 
 
 HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('holding', flush=True); time.sleep(60)"
