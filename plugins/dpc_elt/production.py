@@ -379,7 +379,8 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
 
     where = target(cfg)
     if len(settings.EXPORT_TABLES) != 1:
-        raise NotImplementedError("UNLOAD ... CLEANPATH writes one table per month folder")
+        # UNLOAD … CLEANPATH owns the month folder: a second exported table needs its own prefix.
+        raise ValueError("the production export writes exactly one table per month folder")
     (table,) = settings.EXPORT_TABLES
     fs = s3.filesystem(where.aws_conn_id)
     api = DataApi(cfg)

@@ -11,10 +11,6 @@ import pytest
 
 from dpc_elt import settings
 
-pytestmark = pytest.mark.skipif(
-    settings.PRODUCTION not in settings.BACKEND_MODULES,
-    reason="production is not wired into settings.BACKEND_MODULES yet",
-)
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 ENVIRONMENT = {
     "DPC_BACKEND": "production",
