@@ -1,27 +1,24 @@
 """Helpers shared by the tests in tests/dbt: raw rows, the dbt runner, the compute_readmit runner
-and an independent pure-Python implementation of contract §3 (the oracle).
-
-The oracle is deliberately written without SQL and without looking at the SQL files: it sorts a
-patient's cases in Python and walks the list.
+and the contract §3 oracle (tests/contract.py) applied to fct_cases rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dpc_elt import formats, settings, sqlfiles
+from tests import contract
 
 COMPUTE_READMIT_FILES = (
     "compute_readmit/create_fact_case_summary",
     "compute_readmit/merge_fact_case_summary",
 )
-CASE_KEY = ("facility_cd", "patient_id", "admission_date", "admission_seq_no")
+CASE_KEY = contract.CASE_KEY
 
 # The columns of mart.fct_cases as dbt-duckdb builds them (name, DuckDB type). The compute_readmit
 # tests create the table from this list; test_dbt_project checks it against the real model, so the
@@ -132,48 +129,32 @@ def summary_by_key(con) -> dict[tuple, dict[str, Any]]:
 # --------------------------------------------------------------------------------------------
 
 
-def _within(days: int | None, limit: int) -> bool:
-    return days is not None and 0 <= days <= limit
+# Columns fact_case_summary carries over from fct_cases unchanged.
+PASSTHROUGH_COLUMNS = (
+    "discharge_date",
+    "admission_type",
+    "length_of_stay_days",
+    "is_death",
+    "dpc_code",
+    "mdc",
+    "total_points",
+    "main_icd10",
+)
 
 
 def oracle_summary(cases: Iterable[Mapping[str, Any]]) -> dict[tuple, dict[str, Any]]:
-    """Contract §3 over the given fct_cases rows: one output row per case, keyed by case key."""
-    by_patient: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
-    for case in cases:
-        by_patient[(case["facility_cd"], case["patient_id"])].append(case)
+    """Contract §3 (tests/contract.py) over the given fct_cases rows, with the columns the summary
+    carries over: one output row per case, keyed by case key."""
+    cases = list(cases)
+    readmission = contract.readmission(cases)
     out: dict[tuple, dict[str, Any]] = {}
-    for patient_cases in by_patient.values():
-        ordered = sorted(patient_cases, key=lambda c: (c["admission_date"], int(c["admission_seq_no"])))
-        for i, case in enumerate(ordered):
-            prev = ordered[i - 1] if i > 0 else None
-            nxt = ordered[i + 1] if i + 1 < len(ordered) else None
-            since_prev = (case["admission_date"] - prev["discharge_date"]).days if prev else None
-            to_next = (nxt["admission_date"] - case["discharge_date"]).days if nxt else None
-            admission_type = case["admission_type"]
-            row = {
-                "yyyymm": case["yyyymm"],
-                "facility_cd": case["facility_cd"],
-                "patient_id": case["patient_id"],
-                "admission_date": case["admission_date"],
-                "admission_seq_no": int(case["admission_seq_no"]),
-                "discharge_date": case["discharge_date"],
-                "admission_type": admission_type,
-                "is_unplanned": admission_type is not None
-                and (admission_type == "200" or admission_type.startswith("3")),
-                "days_since_prev_discharge": since_prev,
-                "is_readmission_7d": _within(since_prev, 7),
-                "is_readmission_30d": _within(since_prev, 30),
-                "days_to_next_admission": to_next,
-                "readmitted_within_7d": _within(to_next, 7),
-                "readmitted_within_30d": _within(to_next, 30),
-                "length_of_stay_days": case["length_of_stay_days"],
-                "is_death": case["is_death"],
-                "dpc_code": case["dpc_code"],
-                "mdc": case["mdc"],
-                "total_points": case["total_points"],
-                "main_icd10": case["main_icd10"],
-            }
-            out[tuple(row[c] for c in CASE_KEY)] = row
+    for case in cases:
+        key = (case["facility_cd"], case["patient_id"], case["admission_date"], int(case["admission_seq_no"]))
+        out[key] = {
+            **dict(zip(CASE_KEY, key, strict=True)),
+            **{column: case[column] for column in PASSTHROUGH_COLUMNS},
+            **readmission[key],
+        }
     return out
 
 

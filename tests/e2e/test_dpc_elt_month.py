@@ -1,98 +1,22 @@
 """End to end on the embedded default: synthetic months through the whole DAG with dag.test().
 
-The expected readmission columns are computed here, independently of the pipeline, straight from
-the y1 files (contract §3), and compared with mart.fact_case_summary and with the exported Parquet.
+The expected readmission columns come from tests/contract.py, computed independently of the
+pipeline straight from the y1 files (contract §3), and are compared with mart.fact_case_summary and
+with the exported Parquet.
 """
 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
-from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from dpc_elt import formats
+from tests.contract import expected_summary, summary_by_key
 
 pytestmark = pytest.mark.e2e
-
-CONTRACT_COLUMNS = (
-    "days_since_prev_discharge",
-    "is_readmission_7d",
-    "is_readmission_30d",
-    "is_unplanned",
-    "days_to_next_admission",
-    "readmitted_within_7d",
-    "readmitted_within_30d",
-)
-KEY = ("facility_cd", "patient_id", "admission_date", "admission_seq_no")
-
-
-def _date(text: str) -> date:
-    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-
-
-def expected_summary(raw_root: Path, months: list[str]) -> dict[tuple, dict]:
-    """Contract §3 over the y1 files of ``months``, written from the contract alone."""
-    cases: dict[tuple, dict] = {}
-    for yyyymm in sorted(months):  # a case key in two months: the later month counts
-        for path in sorted((raw_root / f"yyyymm={yyyymm}").glob("FF1_*.txt")):
-            month_cases: dict[tuple, dict] = {}
-            lines = path.read_bytes().decode("cp932").splitlines()
-            for number, line in enumerate(lines, start=1):
-                fields = line.split("\t")
-                if number == 1 and formats.is_header(line.encode("cp932")):
-                    continue
-                row = dict(zip(formats.Y1.columns, fields, strict=True))
-                if row["summary_no"] != "0":
-                    continue
-                key = (
-                    row["facility_cd"],
-                    row["patient_id"],
-                    _date(row["admission_date"]),
-                    int(row["admission_seq_no"]),
-                )
-                case = month_cases.setdefault(key, {"yyyymm": yyyymm})
-                if row["item_code"] == "A000020":
-                    case["admission_type"] = row["payload_5"]
-                if row["item_code"] == "A000030":
-                    case["discharge_date"] = _date(row["payload_1"])
-            cases.update(month_cases)
-    by_patient: dict[tuple, list[tuple]] = defaultdict(list)
-    for key in cases:
-        by_patient[key[:2]].append(key)
-    result = {}
-    for keys in by_patient.values():
-        keys.sort(key=lambda k: (k[2], k[3]))
-        for i, key in enumerate(keys):
-            case = cases[key]
-            prev = cases[keys[i - 1]] if i > 0 else None
-            nxt = keys[i + 1] if i + 1 < len(keys) else None
-            since = (key[2] - prev["discharge_date"]).days if prev else None
-            to_next = (nxt[2] - case["discharge_date"]).days if nxt else None
-            result[key] = {
-                "yyyymm": case["yyyymm"],
-                "days_since_prev_discharge": since,
-                "is_readmission_7d": since is not None and 0 <= since <= 7,
-                "is_readmission_30d": since is not None and 0 <= since <= 30,
-                "is_unplanned": case["admission_type"] == "200" or case["admission_type"].startswith("3"),
-                "days_to_next_admission": to_next,
-                "readmitted_within_7d": to_next is not None and 0 <= to_next <= 7,
-                "readmitted_within_30d": to_next is not None and 0 <= to_next <= 30,
-            }
-    return result
-
-
-def actual_summary(rows: list[tuple], columns: list[str]) -> dict[tuple, dict]:
-    actual = {}
-    for values in rows:
-        row = dict(zip(columns, values, strict=True))
-        key = tuple(row[c] for c in KEY)
-        assert key not in actual, f"duplicate case in fact_case_summary: {key[2:]}"
-        actual[key] = {c: row[c] for c in ("yyyymm", *CONTRACT_COLUMNS)}
-    return actual
 
 
 def query(database: str, sql: str) -> tuple[list[tuple], list[str]]:
@@ -133,7 +57,7 @@ def test_three_months_end_to_end(three_months):
     # compute_readmit: every contract column of every case equals the independent computation
     rows, columns = query(cfg.duckdb_path, "select * from mart.fact_case_summary")
     expected = expected_summary(raw, months)
-    assert actual_summary(rows, columns) == expected
+    assert summary_by_key(columns, rows) == expected
     assert any(v["is_readmission_7d"] for v in expected.values()), "synthetic data lacks 7-day readmissions"
 
     # export_parquet: each month's Parquet holds exactly that month's rows, and its manifest says so
@@ -145,7 +69,7 @@ def test_three_months_end_to_end(three_months):
         parquet = folder / entry["path"]
         with duckdb.connect() as con:
             cursor = con.execute("select * from read_parquet($p, hive_partitioning = false)", {"p": str(parquet)})
-            exported = actual_summary(cursor.fetchall(), [d[0] for d in cursor.description])
+            exported = summary_by_key([d[0] for d in cursor.description], cursor.fetchall())
         assert exported == {k: v for k, v in expected.items() if v["yyyymm"] == yyyymm}
         assert entry["rows"] == len(exported)
 

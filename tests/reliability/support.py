@@ -1,5 +1,5 @@
-"""Helpers of the reliability suite: data, the pipeline's steps at function level, fingerprints and
-an independent contract §3 computation.
+"""Helpers of the reliability suite: data, the pipeline's steps at function level and fingerprints
+(the contract §3 oracle they are compared with is tests/contract.py).
 
 The pipeline helpers call exactly what the DAG's tasks call, in the DAG's order:
 ``manifest.validate_month`` → ``embedded.load_raw_month`` → dbt (staging, then seeds, intermediate
@@ -15,31 +15,21 @@ import hashlib
 import json
 import os
 import re
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from dpc_elt import embedded, formats, settings
+from dpc_elt import embedded, settings
 from dpc_elt.manifest import validate_month
 from dpc_elt.synthetic import Stay, write_months
+from tests.contract import CASE_KEY, summary_by_key
 
 FAC_A = "131000123"
 FAC_B = "271000456"
 SECRET_DISEASE_NAME = "秘匿試験病名"  # a y1 free-text value (A006010 p9) that must never leave the warehouse
-CONTRACT_COLUMNS = (
-    "days_since_prev_discharge",
-    "is_readmission_7d",
-    "is_readmission_30d",
-    "is_unplanned",
-    "days_to_next_admission",
-    "readmitted_within_7d",
-    "readmitted_within_30d",
-)
-CASE_KEY = ("facility_cd", "patient_id", "admission_date", "admission_seq_no")
 LINEAGE_KEY = ("yyyymm", "source_file", "line_no")
 SCHEMAS = (settings.RAW_SCHEMA, settings.STAGE_SCHEMA, settings.MART_SCHEMA, settings.REF_SCHEMA)
 
@@ -353,80 +343,13 @@ def export_content(cfg: settings.Settings) -> dict[str, dict[str, Any]]:
 def exported_summary(cfg: settings.Settings, yyyymm: str) -> dict[tuple, dict[str, Any]]:
     content = export_content(cfg)[yyyymm]
     columns, rows = content["rows"][f"{settings.SUMMARY_TABLE}.parquet"]
-    return keyed_summary(columns, rows)
+    return summary_by_key(columns, rows)
 
 
 def mart_summary(cfg: settings.Settings) -> dict[tuple, dict[str, Any]]:
     with connect(cfg) as con:
         cursor = con.execute(f"select * from mart.{settings.SUMMARY_TABLE}")
-        return keyed_summary([d[0] for d in cursor.description], cursor.fetchall())
-
-
-def keyed_summary(columns: Sequence[str], rows: Iterable[tuple]) -> dict[tuple, dict[str, Any]]:
-    out: dict[tuple, dict[str, Any]] = {}
-    for values in rows:
-        row = dict(zip(columns, values, strict=True))
-        key = tuple(row[c] for c in CASE_KEY)
-        assert key not in out, f"duplicate case {key[2:]} in fact_case_summary"
-        out[key] = {c: row[c] for c in ("yyyymm", *CONTRACT_COLUMNS)}
-    return out
-
-
-# ------------------------------------------------------------------------------- the §3 oracle
-
-
-def _date(text: str) -> date:
-    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
-
-
-def expected_summary(raw_root: str | Path, months: Iterable[str]) -> dict[tuple, dict[str, Any]]:
-    """Contract §3 over the y1 files of ``months`` as they are now on disk, from the contract alone."""
-    cases: dict[tuple, dict[str, Any]] = {}
-    for yyyymm in sorted(months):  # a case key in two months: the later month counts
-        for path in sorted((Path(raw_root) / f"yyyymm={yyyymm}").glob("FF1_*.txt")):
-            month_cases: dict[tuple, dict[str, Any]] = {}
-            for number, line in enumerate(path.read_bytes().decode("cp932").splitlines(), start=1):
-                fields = line.split("\t")
-                if number == 1 and fields[1] in ("データ識別番号", "ﾃﾞｰﾀ識別番号"):
-                    continue
-                row = dict(zip(formats.Y1.columns, fields, strict=True))
-                if row["summary_no"] != "0":
-                    continue
-                key = (
-                    row["facility_cd"],
-                    row["patient_id"],
-                    _date(row["admission_date"]),
-                    int(row["admission_seq_no"]),
-                )
-                case = month_cases.setdefault(key, {"yyyymm": yyyymm})
-                if row["item_code"] == "A000020":
-                    case["admission_type"] = row["payload_5"]
-                if row["item_code"] == "A000030":
-                    case["discharge_date"] = _date(row["payload_1"])
-            cases.update(month_cases)
-    by_patient: dict[tuple, list[tuple]] = defaultdict(list)
-    for key in cases:
-        by_patient[key[:2]].append(key)
-    result = {}
-    for keys in by_patient.values():
-        keys.sort(key=lambda k: (k[2], k[3]))
-        for i, key in enumerate(keys):
-            case = cases[key]
-            prev = cases[keys[i - 1]] if i > 0 else None
-            nxt = keys[i + 1] if i + 1 < len(keys) else None
-            since = (key[2] - prev["discharge_date"]).days if prev else None
-            to_next = (nxt[2] - case["discharge_date"]).days if nxt else None
-            result[key] = {
-                "yyyymm": case["yyyymm"],
-                "days_since_prev_discharge": since,
-                "is_readmission_7d": since is not None and 0 <= since <= 7,
-                "is_readmission_30d": since is not None and 0 <= since <= 30,
-                "is_unplanned": case["admission_type"] == "200" or case["admission_type"].startswith("3"),
-                "days_to_next_admission": to_next,
-                "readmitted_within_7d": to_next is not None and 0 <= to_next <= 7,
-                "readmitted_within_30d": to_next is not None and 0 <= to_next <= 30,
-            }
-    return result
+        return summary_by_key([d[0] for d in cursor.description], cursor.fetchall())
 
 
 def of_month(summary: Mapping[tuple, Mapping[str, Any]], yyyymm: str) -> dict[tuple, Mapping[str, Any]]:

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from dpc_elt import faults, settings
+from tests.contract import expected_summary, summary_by_key
 from tests.reliability import airflow_support as af
 from tests.reliability import support
 
@@ -171,12 +172,12 @@ def test_the_rerun_recovers_to_the_state_before_it(story):
 
 def test_the_result_equals_the_contract(story):
     cfg = story["cfg"]
-    expected = support.expected_summary(cfg.raw_root, ["202503", MONTH])
+    expected = expected_summary(cfg.raw_root, ["202503", MONTH])
     assert any(v["is_readmission_30d"] for v in expected.values())
     assert support.mart_summary(cfg) == expected
     for month in ("202503", MONTH):
         columns, rows = story["chaos_exports"][month]["rows"]["fact_case_summary.parquet"]
-        assert support.keyed_summary(columns, rows) == support.of_month(expected, month)
+        assert summary_by_key(columns, rows) == support.of_month(expected, month)
 
 
 def test_a_failed_stage_build_was_rolled_back_before_the_clear(story):

@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 
 from dpc_elt import synthetic
+from tests.contract import expected_summary, summary_by_key
 from tests.reliability import support
 
 MONTHS = synthetic.month_range("202501", "202506")
@@ -91,12 +92,12 @@ def load_in_order(tmp_path, dbt, raw, corrected, order: list[str | tuple[str, st
             yyyymm = step
         support.pipeline_month(cfg, dbt, yyyymm)
         loaded.add(yyyymm)
-        expected = support.expected_summary(cfg.raw_root, loaded)
+        expected = expected_summary(cfg.raw_root, loaded)
         assert support.mart_summary(cfg) == expected, f"mart after {step}"
         exports = support.export_content(cfg)
         assert sorted(exports) == sorted(loaded), f"exported months after {step}"
         for month in sorted(loaded):
-            exported = support.keyed_summary(*exports[month]["rows"]["fact_case_summary.parquet"])
+            exported = summary_by_key(*exports[month]["rows"]["fact_case_summary.parquet"])
             assert exported == support.of_month(expected, month), f"export of {month} after {step}"
         assert not support.duplicates(cfg), f"duplicates after {step}"
     return cfg, support.fingerprint(cfg)

@@ -3,12 +3,13 @@ table ever holds a duplicate row (whole rows, lineage keys of raw and stage line
 
 from __future__ import annotations
 
+from tests.contract import expected_summary
 from tests.reliability import support
 
 
 def test_the_loaded_base_has_no_duplicates_and_equals_the_contract(loaded_base):
     assert not support.duplicates(loaded_base)
-    expected = support.expected_summary(loaded_base.raw_root, support.SCENARIO_MONTHS)
+    expected = expected_summary(loaded_base.raw_root, support.SCENARIO_MONTHS)
     assert support.mart_summary(loaded_base) == expected
     for month in support.SCENARIO_MONTHS:
         assert support.exported_summary(loaded_base, month) == support.of_month(expected, month)
