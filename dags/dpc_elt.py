@@ -22,7 +22,9 @@ or `airflow backfill create --dag-id dpc_elt --from-date … --to-date …`.
 - later steps: clear the failed task; every step is idempotent per month.
 
 ## Where to look
-Task logs, `docs/runbook.md`, `docs/decisions.md`; outputs under `processed_root/yyyymm=<YYYYMM>/`.
+Task logs, `docs/runbook.md`, `docs/decisions.md`; outputs under `processed_root/yyyymm=<YYYYMM>/`:
+the Parquet files, `_manifest.json` and `_quality_report.html` (rows per file and table, cases and
+7/30-day readmission rates per facility and MDC; linked from the success notice).
 """
 
 from __future__ import annotations

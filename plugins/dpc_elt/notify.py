@@ -32,6 +32,7 @@ class Message:
     failures: list[dict[str, Any]] = field(default_factory=list)
     exports: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    report: str = ""  # URI of the month's _quality_report.html (success only)
 
     @property
     def subject(self) -> str:
@@ -51,6 +52,8 @@ class Message:
         if self.exports:
             lines.append("*Exported*")
             lines += [f"• {uri}" for uri in self.exports]
+        if self.report:
+            lines.append(f"*Quality report*: {slack_link(self.report)}")
         for failure in self.failures:
             detail = f" — {failure['detail']}" if failure.get("detail") else ""
             lines.append(f"• failed task `{failure['task_id']}`: {failure['error_type']}{detail}")
@@ -61,6 +64,15 @@ class Message:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "subject": self.subject, "text": self.text()}
+
+
+def slack_link(uri: str) -> str:
+    """``uri`` as Slack mrkdwn: an http(s) URL becomes a link, anything else (a path, s3://) stays
+    text; ``&``, ``<`` and ``>`` are escaped as Slack requires."""
+    text = uri.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if uri.startswith(("https://", "http://")) and "|" not in uri:
+        return f"<{text}|quality report>"
+    return text
 
 
 def describe_failure(task_id: str, error: BaseException | None, log_url: str | None) -> dict[str, Any]:

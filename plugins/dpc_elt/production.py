@@ -358,6 +358,23 @@ def month_counts(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
     }
 
 
+def quality_report_rows(yyyymm: str, cfg: settings.Settings) -> dict[str, list[list[Any]]]:
+    """The monthly quality report's queries (``include/sql/quality_report``, see
+    ``dpc_elt.quality_report.queries``) as one batch with ``:yyyymm`` bound; each sub-statement's
+    rows (aggregates only) are read with GetStatementResult of ``<id>:<n>``."""
+    from dpc_elt.quality_report import queries
+
+    validate_yyyymm(yyyymm)
+    specs = queries()
+    batches = [sql_batch(q.name, **q.identifiers) for q in specs]
+    if any(len(b.statements) != 1 for b in batches):
+        raise RuntimeError("every quality_report SQL file must hold one statement")
+    batch = sum(batches[1:], batches[0])
+    api = DataApi(cfg)
+    statement_id = api.run(batch, {"yyyymm": yyyymm}, name=_statement_name("quality_report", yyyymm))
+    return {q.key: api.records(f"{statement_id}:{n}") for n, q in enumerate(specs, start=1)}
+
+
 def unload_query(table: str, yyyymm: str) -> str:
     """The export query of one mart table for one month, as UNLOAD's query literal needs it: the
     portable ``export_parquet/select_<table>.sql`` with the month written in. The month is validated

@@ -32,6 +32,61 @@ STEP_IDS = (
 )
 
 
+# doc_md of the task groups, shown in the UI's group details (Airflow 3 TaskGroup takes doc_md; Cosmos'
+# DbtTaskGroup passes TaskGroup's arguments through, and the factories set it on the built group).
+VALIDATE_MANIFEST_DOC = """\
+**ValidateManifest** — waits for `<raw_root>/yyyymm=<YYYYMM>/_manifest.json` (deferred: no worker slot
+is held while waiting), then `check_manifest` validates the manifest and every file it lists: JSON
+Schema, file names, sizes, SHA-256, record counts, cp932 bytes. Nothing is written anywhere.
+
+**Failure** means the delivery is wrong (the message names file, line and rule) — never retried — or
+storage could not be read (retried 3 times). A scheduled run whose manifest did not come within
+`manifest_wait_minutes` ends *skipped*; a manual one fails.
+
+**Re-run:** fix or replace the delivery, then *Clear* this group (with downstream): the sensor looks
+again and the month is validated from scratch.
+"""
+BUILD_STAGE_DOC = """\
+**BuildStage** — `dbt run` of the stage models (one Cosmos task per model): typed rows, sentinel dates
+to NULL, y1 pivoted per case; incremental per `yyyymm` (each model deletes the month, then inserts it).
+
+**Failure** of any model runs `rollback_stage`, which deletes the month from every stage table, then
+`notify_failure`; the run stays failed. The task log holds dbt's error (the notice only its type).
+
+**Re-run:** fix the model or the data, then *Clear* the failed task (or this whole group) with
+downstream; clearing any model of the month any number of times gives the same rows.
+"""
+BUILD_MART_DOC = """\
+**BuildMart** — `dbt seed` + `dbt run` of the intermediate and mart models (one Cosmos task per node):
+`mart.fct_cases` (DPC code, MDC, length of stay, points), the dimensions and the `ref` seeds.
+Tables are rebuilt whole, so every run leaves the same result.
+
+**Failure** ends in `notify_failure` and leaves stage as loaded; mart keeps its previous build where
+the failed model did not complete. The task log holds dbt's error.
+
+**Re-run:** *Clear* the failed task, or this group, with downstream (`compute_readmit` onwards must
+follow so the readmission table and the export match the mart again).
+"""
+COPY_RAW_DOC = """\
+**CopyRaw** (production) — `transcode` streams every listed file from S3 (cp932 → UTF-8, every line
+checked) to `staging/`, then one Data API batch per file type deletes the month and COPYs it back in
+one transaction.
+
+**Failure:** a rejected line names file, line and column (never the value) and nothing of that file
+type is changed; throttling and lost concurrent transactions are retried 4 times.
+
+**Re-run:** fix the delivery if it was rejected, then *Clear* this group with downstream.
+"""
+
+
+def _documented(group: Any, doc_md: str) -> Any:
+    """Give a task group its UI documentation (and a tooltip, if it has none)."""
+    group.doc_md = doc_md
+    if not group.tooltip:
+        group.tooltip = doc_md.split("—", 1)[-1].split(".", 1)[0].strip()
+    return group
+
+
 def _retry(attempts: int, interval_seconds: int, backoff_rate: float, transient: list[Any]) -> dict[str, Any]:
     """An ASL ``Retry`` block: retry only the transient errors it names, never bad input."""
     return {
@@ -89,10 +144,11 @@ def validate_manifest() -> TaskGroup:
     if cfg.backend == settings.PRODUCTION:  # S3KeySensor + the same validation on s3fs
         from dpc_elt import production
 
-        return production.validate_manifest()
+        return _documented(production.validate_manifest(), VALIDATE_MANIFEST_DOC)
     with TaskGroup(
         group_id="validate_manifest",
         tooltip="Wait for the month's _manifest.json, then check schema, names, sizes, SHA-256 and counts",
+        doc_md=VALIDATE_MANIFEST_DOC,
     ) as group:
         wait = ManifestSensor(
             task_id="wait_for_manifest",
@@ -124,7 +180,7 @@ def copy_raw():
     if _settings().backend == settings.PRODUCTION:  # transcode + one Data API batch per file type
         from dpc_elt import production
 
-        return production.copy_raw()
+        return _documented(production.copy_raw(), COPY_RAW_DOC)
 
     @task(task_id="copy_raw", pool=settings.WAREHOUSE_POOL, **COPY_RAW_RETRY)
     def copy_raw_task(**context: Any) -> dict[str, int]:
@@ -145,11 +201,12 @@ def build_stage():
     """BuildStage: ``dbt run --select stage`` as a Cosmos task group, incremental per month."""
     from dpc_elt import cosmos_config
 
-    return cosmos_config.dbt_task_group(
+    group = cosmos_config.dbt_task_group(
         "build_stage",
         cosmos_config.STAGE_SELECT,
         "Stage models: typed rows, sentinel dates to NULL, y1 pivoted per case, incremental per yyyymm",
     )
+    return _documented(group, BUILD_STAGE_DOC)
 
 
 def rollback_stage():
@@ -180,11 +237,12 @@ def build_mart():
     """BuildMart: seeds, intermediate and mart models as a Cosmos task group."""
     from dpc_elt import cosmos_config
 
-    return cosmos_config.dbt_task_group(
+    group = cosmos_config.dbt_task_group(
         "build_mart",
         cosmos_config.MART_SELECT,
         "Mart models: case facts (DPC code, MDC, length of stay, points), dimensions and ref seeds",
     )
+    return _documented(group, BUILD_MART_DOC)
 
 
 def compute_readmit():
@@ -208,15 +266,21 @@ def dbt_tests():
 
 
 def export_parquet():
-    """ExportParquet: clear each changed month's output prefix, then write its Parquet and manifest."""
+    """ExportParquet: clear each changed month's output prefix, then write its Parquet and manifest,
+    then the month's quality report (``_quality_report.html``, after the manifest: not listed in it)."""
 
     @task(task_id="export_parquet", pool=settings.WAREHOUSE_POOL)
     def export_parquet_task(**context: Any) -> list[dict[str, Any]]:
+        from dpc_elt import quality_report
+
+        cfg = _settings()
         yyyymm = _checked(context)["yyyymm"]
         months = context["ti"].xcom_pull(task_ids="compute_readmit") or [yyyymm]
-        written = _warehouse().export_months(sorted(set(months) | {yyyymm}), _settings())
+        written = _warehouse().export_months(sorted(set(months) | {yyyymm}), cfg)
         for month in written:
             log.info("exported %s: %s", month["uri"], [(f["path"], f["rows"]) for f in month["files"]])
+            # The export cleared the month's folder: every month written gets its report again.
+            month["report"] = quality_report.write_report(month["yyyymm"], cfg)
         return written
 
     return export_parquet_task()
@@ -257,7 +321,9 @@ def notify_success():
         message = _message(context, "SUCCESS", checked["yyyymm"])
         message.counts = _warehouse().month_counts(checked["yyyymm"], _settings())
         message.durations = _step_durations(context)
-        message.exports = [month["uri"] for month in context["ti"].xcom_pull(task_ids="export_parquet") or []]
+        exported = context["ti"].xcom_pull(task_ids="export_parquet") or []
+        message.exports = [month["uri"] for month in exported]
+        message.report = next((m.get("report", "") for m in exported if m.get("yyyymm") == checked["yyyymm"]), "")
         unlisted = checked["manifest"].get("unlisted", [])
         if unlisted:
             message.notes.append(

@@ -44,6 +44,7 @@ import os
 import random
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -963,6 +964,8 @@ class _MonthsWriter:
         self.facilities: dict[str, None] = {}  # insertion-ordered set
         self.current: str | None = None
         self.facility_rows = dict.fromkeys(FILE_TYPES, 0)
+        self.total_rows = 0
+        self.started = time.monotonic()
         self.dates = _DateCache()
         for d in self.dirs:
             d.mkdir(parents=True, exist_ok=True)
@@ -982,10 +985,19 @@ class _MonthsWriter:
         for sink in self.open_sinks:
             sink.close()
         self.open_sinks = []
-        if self.current is not None and self.progress is not None:
-            counts = " ".join(f"{t}={n}" for t, n in self.facility_rows.items())
-            self.progress(f"facility {len(self.facilities)} done: {counts} rows")
+        if self.current is not None:
+            self.total_rows += sum(self.facility_rows.values())
+            if self.progress is not None:
+                counts = " ".join(f"{t}={n}" for t, n in self.facility_rows.items())
+                self.progress(
+                    f"facility {len(self.facilities)} done: {counts} rows; "
+                    f"{self.total_rows:,} rows written, {self._rate()}"
+                )
         self.facility_rows = dict.fromkeys(FILE_TYPES, 0)
+
+    def _rate(self) -> str:
+        seconds = time.monotonic() - self.started
+        return f"{self.total_rows / seconds:,.0f} rows/s" if seconds > 0 else "- rows/s"
 
     def add(self, stay: Stay) -> None:
         if stay.facility_cd != self.current:
@@ -1055,7 +1067,17 @@ class _MonthsWriter:
             manifests.append(path)
             if self.progress is not None:
                 counts = " ".join(f"{t}={sum(s.records for s in entries if s.file_type == t)}" for t in FILE_TYPES)
-                self.progress(f"{yyyymm}: manifest written, {len(entries)} files, {counts} rows")
+                sizes = " ".join(f"{t}={sum(s.n_bytes for s in entries if s.file_type == t):,}" for t in FILE_TYPES)
+                self.progress(
+                    f"month {i + 1}/{len(self.months)} {yyyymm}: manifest written, {len(entries)} files, "
+                    f"{counts} rows, bytes {sizes}"
+                )
+        if self.progress is not None:
+            seconds = time.monotonic() - self.started
+            self.progress(
+                f"done: {len(self.months)} months, {len(self.sinks)} files, {self.total_rows:,} rows "
+                f"in {seconds:,.1f} s ({self._rate()})"
+            )
         return manifests
 
 

@@ -72,3 +72,20 @@ def test_with_a_slack_connection_the_provider_notifier_sends_it(monkeypatch, tmp
 def test_subject_names_status_month_and_environment(status):
     message = Message(status, "dpc_elt", "r", "202504", "prod")
     assert message.subject.endswith(f"dpc_elt 202504 {status} [prod]")
+
+
+def test_success_text_links_the_quality_report():
+    message = success_message()
+    assert "Quality report" not in message.text()  # no report, no line
+    message.report = "data/processed/yyyymm=202504/_quality_report.html"
+    assert "*Quality report*: data/processed/yyyymm=202504/_quality_report.html" in message.text()
+    assert message.to_dict()["report"] == message.report
+    message.report = "s3://bucket/processed/yyyymm=202504/_quality_report.html"
+    assert message.text().splitlines()[-1] == f"*Quality report*: {message.report}"  # not a Slack link
+
+
+def test_an_http_report_becomes_a_slack_link_with_slack_escaping():
+    from dpc_elt.notify import slack_link
+
+    assert slack_link("https://h.example/r?a=1&b=<2>") == "<https://h.example/r?a=1&amp;b=&lt;2&gt;|quality report>"
+    assert slack_link("/data/x&y.html") == "/data/x&amp;y.html"

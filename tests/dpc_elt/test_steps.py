@@ -26,3 +26,32 @@ from dpc_elt.steps import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
 def test_retry_policy_decides_like_the_asl_error_equals(policy, error, action):
     decision = policy["retry_policy"].evaluate(error, try_number=1, max_tries=policy["retries"])
     assert decision.action == action, decision.reason
+
+
+def test_run_local_reports_each_task_as_dag_test_finishes_it(monkeypatch):
+    """run_local wraps the function dag.test runs every task through: one line per finished task."""
+    import io
+    from types import SimpleNamespace
+
+    from airflow.sdk.definitions import dag as dag_module
+
+    from dpc_elt.run_local import task_progress
+
+    calls = []
+
+    def fake_run_task(*, ti, task, run_triggerer=False):
+        calls.append((ti.task_id, run_triggerer))
+        ti.state = SimpleNamespace(value="success")
+        return "result"
+
+    monkeypatch.setattr(dag_module, "_run_task", fake_run_task)
+    out = io.StringIO()
+    with task_progress(out):
+        ti = SimpleNamespace(task_id="copy_raw", state=None)
+        assert dag_module._run_task(ti=ti, task=None, run_triggerer=True) == "result"
+    assert dag_module._run_task is fake_run_task  # restored
+    assert calls == [("copy_raw", True)]
+    (line,) = out.getvalue().splitlines()
+    assert line.split()[:2] == ["copy_raw", "success"] and line.endswith(" s")
+    with task_progress(None):  # quiet: not wrapped at all
+        assert dag_module._run_task is fake_run_task

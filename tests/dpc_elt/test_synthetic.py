@@ -631,3 +631,60 @@ def test_cli_rejects_bad_months(tmp_path, capsys):
     assert main(["--months", "202513", "--out", str(tmp_path)]) == 2
     assert "month" in capsys.readouterr().err
     assert synthetic.parse_months("202503-202505,202501") == ["202501", "202503", "202504", "202505"]
+
+
+def test_progress_lines_count_every_row_per_facility_month_and_file_type(tmp_path, capsys):
+    out = tmp_path / "raw"
+    args = ["--facilities", "3", "--months", "202503-202505", "--out", str(out), "--seed", "9"]
+    assert main([*args, "--discharges-per-month", "8", "--ef-rows-per-day", "3"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert all(line.startswith("[synthetic] ") for line in err)
+    manifests = {
+        m: json.loads((out / f"yyyymm={m}" / "_manifest.json").read_text()) for m in ("202503", "202504", "202505")
+    }
+    total = sum(f["records"] for m in manifests.values() for f in m["files"])
+
+    facility = [
+        re.fullmatch(
+            r"\[synthetic\] facility (\d+) done: y1=(\d+) ef_in=(\d+) d=(\d+) rows; "
+            r"([\d,]+) rows written, [\d,]+ rows/s",
+            line,
+        )
+        for line in err[:3]
+    ]
+    assert all(facility), err[:3]
+    assert [int(m[1]) for m in facility] == [1, 2, 3]
+    running = 0
+    for match in facility:  # the running total grows by each facility's rows
+        running += sum(int(match[k]) for k in (2, 3, 4))
+        assert int(match[5].replace(",", "")) == running
+    for file_type, group in (("y1", 2), ("ef_in", 3), ("d", 4)):
+        written = sum(int(m[group]) for m in facility)
+        assert written == sum(
+            f["records"] for m in manifests.values() for f in m["files"] if f["file_type"] == file_type
+        )
+
+    months = [
+        re.fullmatch(
+            r"\[synthetic\] month (\d)/3 (\d{6}): manifest written, (\d+) files, "
+            r"y1=(\d+) ef_in=(\d+) d=(\d+) rows, bytes .*",
+            line,
+        )
+        for line in err[3:6]
+    ]
+    assert all(months), err[3:6]
+    for n, match in enumerate(months, start=1):
+        manifest = manifests[match[2]]
+        assert int(match[1]) == n and int(match[3]) == len(manifest["files"]) == 9
+        for file_type, group in (("y1", 4), ("ef_in", 5), ("d", 6)):
+            assert int(match[group]) == sum(f["records"] for f in manifest["files"] if f["file_type"] == file_type)
+    done = re.fullmatch(r"\[synthetic\] done: 3 months, 27 files, ([\d,]+) rows in [\d.,]+ s \([\d,]+ rows/s\)", err[6])
+    assert done and int(done[1].replace(",", "")) == total
+    assert len(err) == 7
+
+
+def test_quiet_writes_no_progress(tmp_path, capsys):
+    args = ["--facilities", "1", "--months", "202504", "--out", str(tmp_path), "--discharges-per-month", "3"]
+    assert main([*args, "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.startswith("202504: 3 files")

@@ -3,7 +3,8 @@
 
 The pipeline helpers call exactly what the DAG's tasks call, in the DAG's order:
 ``manifest.validate_month`` → ``embedded.load_raw_month`` → dbt (staging, then seeds, intermediate
-and marts, the month as the var ``yyyymm``) → ``embedded.compute_readmit`` → ``embedded.export_months``.
+and marts, the month as the var ``yyyymm``) → ``embedded.compute_readmit`` →
+``embedded.export_months`` + ``quality_report.write_report``.
 dbt runs in-process through ``dbtRunner`` with a manifest parsed once per session (each run then
 takes about a second instead of a full parse).
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from dpc_elt import embedded, settings
+from dpc_elt import embedded, quality_report, settings
 from dpc_elt.manifest import validate_month
 from dpc_elt.synthetic import Stay, write_months
 from tests.contract import CASE_KEY, summary_by_key
@@ -243,7 +244,8 @@ def pipeline_month(cfg: settings.Settings, dbt: Dbt, yyyymm: str) -> list[str]:
     dbt.build_month(cfg, yyyymm)
     changed = embedded.compute_readmit(yyyymm, cfg)
     months = sorted(set(changed) | {yyyymm})  # what steps.export_parquet passes
-    embedded.export_months(months, cfg)
+    for written in embedded.export_months(months, cfg):
+        quality_report.write_report(written["yyyymm"], cfg)  # as steps.export_parquet does
     return months
 
 
