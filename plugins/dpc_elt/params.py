@@ -39,7 +39,6 @@ def param_schemas() -> dict[str, dict[str, Any]]:
                 "The DPC month to load, e.g. 202504. Leave empty to take the month before the run's "
                 "logical date (Asia/Tokyo), which is what the daily schedule does."
             ),
-            "examples": ["202504"],
         },
         "manifest_wait_minutes": {
             "default": MANIFEST_WAIT_DEFAULT_MINUTES,
