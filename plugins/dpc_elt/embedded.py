@@ -12,6 +12,7 @@ import json
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,9 +80,11 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
 def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Settings) -> dict[str, int]:
     """copy_raw: validate and transcode every listed file, then replace the month of every raw table.
 
-    All files are staged (cp932 → UTF-8, every line checked) before the database is touched, and the
-    delete-then-insert of all three tables is one transaction: any bad line leaves every month as it was.
-    A file type absent from the manifest ends with no rows for the month (a corrected delivery may drop one).
+    One transaction for the month: the month is deleted from all three tables, then each file is staged
+    (cp932 → UTF-8, every line checked, in this thread) while the previous staged file is inserted (in a
+    second thread: DuckDB releases the GIL, so the two overlap on two cores). Any bad line rolls the
+    whole transaction back and leaves every month as it was. A file type absent from the manifest ends
+    with no rows for the month (a corrected delivery may drop one).
     """
     import fsspec
 
@@ -90,40 +93,58 @@ def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Setti
 
     fs, month_dir = fsspec.core.url_to_fs(month_uri(cfg.raw_root, yyyymm))
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp:
-        staged: dict[str, list[str]] = {file_type: [] for file_type in formats.FILE_TYPES}
-        for listed in manifest.files:
-            staged_path = str(Path(tmp) / f"{listed.path}.tsv")
-            with (
-                fs.open(f"{month_dir}/{listed.path}", "rb") as src,
-                open(staged_path, "w", encoding="utf-8", newline="\n") as dst,
-            ):
-                result = stage_raw_file(
-                    src,
-                    dst,
-                    file_type=listed.file_type,
-                    source_file=listed.path,
-                    yyyymm=yyyymm,
-                    expected_sha256=listed.sha256,
-                )
-            log.info("staged %s: %d records", listed.path, result.records)
-            staged[listed.file_type].append(staged_path)
+    layouts = {layout.file_type: layout for layout in formats.LAYOUTS.values()}
 
-        with connect(cfg.duckdb_path) as con, transaction(con):
-            counts: dict[str, int] = {}
-            for layout in formats.LAYOUTS.values():
-                table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
-                run_file(con, "copy_raw/create_raw_table", {}, **table, columns=layout.columns)
-                run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **table)
-                columns = formats.LINEAGE_COLUMNS + layout.columns
-                for path in staged[layout.file_type]:
-                    run_file(con, "copy_raw/insert_staged_file", {"path": path}, **table, columns=columns)
-                counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[0][0]
-                faults.checkpoint("copy_raw.mid_load")  # fires once, after the first table: tests only
-            duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
-            if duplicate:
-                source_file, line_no = duplicate[0]
-                raise RawFileError(source_file, "y1 item repeated for one case (duplicate case block)", line=line_no)
+    def insert(con: duckdb.DuckDBPyConnection, file_type: str, staged_path: str) -> None:
+        layout = layouts[file_type]
+        columns = formats.LINEAGE_COLUMNS + layout.columns
+        table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+        run_file(con, "copy_raw/insert_staged_file", {"path": staged_path}, **table, columns=columns)
+        Path(staged_path).unlink()  # bounded disk: at most two staged files at a time
+
+    with (
+        tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp,
+        connect(cfg.duckdb_path) as con,
+        transaction(con),
+    ):
+        for layout in layouts.values():
+            table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+            run_file(con, "copy_raw/create_raw_table", {}, **table, columns=layout.columns)
+            run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **table)
+        # The pool is the innermost context: on any error it waits for the running insert, then the
+        # transaction rolls back. The connection is used by one thread at a time.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy_raw_insert") as pool:
+            inserting: Future[None] | None = None
+            for listed in manifest.files:
+                staged_path = str(Path(tmp) / f"{listed.path}.tsv")
+                with (
+                    fs.open(f"{month_dir}/{listed.path}", "rb") as src,
+                    open(staged_path, "w", encoding="utf-8", newline="\n") as dst,
+                ):
+                    result = stage_raw_file(
+                        src,
+                        dst,
+                        file_type=listed.file_type,
+                        source_file=listed.path,
+                        yyyymm=yyyymm,
+                        expected_sha256=listed.sha256,
+                    )
+                log.info("staged %s: %d records", listed.path, result.records)
+                if inserting is not None:
+                    inserting.result()
+                inserting = pool.submit(insert, con, listed.file_type, staged_path)
+            if inserting is not None:
+                inserting.result()
+
+        counts: dict[str, int] = {}
+        for layout in layouts.values():
+            table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+            counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[0][0]
+            faults.checkpoint("copy_raw.mid_load")  # fires once, after the first table: tests only
+        duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
+        if duplicate:
+            source_file, line_no = duplicate[0]
+            raise RawFileError(source_file, "y1 item repeated for one case (duplicate case block)", line=line_no)
     operations.analyze(cfg, (settings.RAW_SCHEMA,))  # in-batch ANALYZE after the load
     return counts
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import date
-from itertools import chain, repeat
-from operator import itemgetter
+from itertools import chain, compress, repeat
+from operator import contains, itemgetter, not_
 from typing import BinaryIO, TextIO
 
 from dpc_elt import formats
@@ -34,6 +34,7 @@ MAX_LINE_BYTES = 64 * 1024 * 1024
 UTF8_BOM = b"\xef\xbb\xbf"
 
 RULE_BOM = "UTF-8 byte order mark: file must be cp932"
+RULE_UTF8 = "encoding: text is UTF-8, expected cp932 (Shift_JIS)"
 RULE_NOT_CP932 = "bytes not valid cp932"
 RULE_NUL = "NUL byte"
 RULE_STRAY_CR = "stray carriage return inside a line"
@@ -268,6 +269,24 @@ class _LineChecker:
         return out
 
 
+def first_utf8_line(data: bytes) -> int | None:
+    """0-based index of the first LF-separated line of ``data`` that is UTF-8 text, or None.
+
+    Such a line has non-ASCII bytes that all decode as strict UTF-8, one character at least
+    U+0800 among them (Japanese takes three bytes in UTF-8). Its bytes may be valid cp932 too and
+    would load as mojibake; genuine cp932 Japanese practically never decodes as UTF-8. C loops only:
+    one UTF-8 decode of the block with replacement characters, then a filter over its lines.
+    """
+    if data.isascii():
+        return None
+    lines = data.decode("utf-8", "replace").split("\n")
+    clean = compress(enumerate(lines), map(not_, map(contains, lines, repeat("\ufffd"))))
+    for index, line in clean:
+        if not line.isascii() and max(line) >= "\u0800":
+            return index
+    return None
+
+
 def stage_raw_file(
     src: BinaryIO,
     dst: TextIO,
@@ -319,6 +338,9 @@ def stage_raw_file(
             data, pending = pending, b""
             if not data:
                 break
+        utf8_at = first_utf8_line(data)
+        if utf8_at is not None:
+            utf8_at += checker.line_no + 1
         if not started:
             started = True
             if data.startswith(UTF8_BOM):
@@ -329,7 +351,17 @@ def stage_raw_file(
                 checker.line_no = 1
                 data = data[len(first_line) :]
         if data:
-            dst.write(checker.block(data, final=not chunk))
+            try:
+                rows = checker.block(data, final=not chunk)
+            except RawFileError as error:  # the first bad line wins, whatever its rule
+                if utf8_at is not None and (error.line is None or error.line >= utf8_at):
+                    raise checker.fail(utf8_at, RULE_UTF8) from None
+                raise
+            if utf8_at is not None:
+                raise checker.fail(utf8_at, RULE_UTF8)
+            dst.write(rows)
+        elif utf8_at is not None:
+            raise checker.fail(utf8_at, RULE_UTF8)
         if not chunk:
             break
 

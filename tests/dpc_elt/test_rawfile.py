@@ -242,14 +242,38 @@ def test_utf8_bom(dpc):
 
 @pytest.mark.parametrize(
     "bad",
-    [b"\x81\x20", b"\x82", b"\x80", b"\xa0", b"\xfd", b"\xff", "日本語".encode()],
-    ids=["bad-trail", "lone-lead", "0x80", "0xa0", "0xfd", "0xff", "utf8-text"],
+    [b"\x81\x20", b"\x82", b"\x80", b"\xa0", b"\xfd", b"\xff"],
+    ids=["bad-trail", "lone-lead", "0x80", "0xa0", "0xfd", "0xff"],
 )
 def test_bytes_not_valid_cp932(dpc, bad):
     good = dpc.encode([dpc.row("ef_in")])
     line = dpc.encode([dpc.row("ef_in", item_name="X")]).replace(b"\tX\t", b"\t" + bad + b"\t")
     exc = fails(good + good + line)
     assert (exc.line, exc.rule) == (3, rawfile.RULE_NOT_CP932)
+
+
+@pytest.mark.parametrize("text", ["日本語", "ガーゼ", "点滴 5mg ガーゼ"], ids=["not-cp932", "also-cp932", "mixed"])
+def test_utf8_text_is_rejected_even_when_it_is_valid_cp932(dpc, text):
+    good = dpc.encode([dpc.row("ef_in", item_name="初診料（入院）")])
+    line = dpc.encode([dpc.row("ef_in", item_name="X")]).replace(b"\tX\t", b"\t" + text.encode() + b"\t")
+    exc = fails(good + good + line + good)
+    assert (exc.line, exc.rule) == (3, rawfile.RULE_UTF8)
+    assert str(exc) == f"{EF_NAME}:3: {rawfile.RULE_UTF8}"
+
+
+def test_an_earlier_bad_line_wins_over_utf8_text(dpc):
+    good = dpc.encode([dpc.row("ef_in")])
+    utf8 = dpc.encode([dpc.row("ef_in", item_name="X")]).replace(b"\tX\t", b"\t" + "ガーゼ".encode() + b"\t")
+    exc = fails(good + b"too\tfew\r\n" + utf8)
+    assert (exc.line, exc.rule) == (2, rawfile.RULE_FIELD_COUNT)
+
+
+@pytest.mark.parametrize("chunk", [7, 4096])
+def test_genuine_cp932_japanese_is_not_taken_for_utf8(dpc, chunk):
+    names = ["初診料（入院）", "ｶﾞｰｾﾞ", "①髙﨑ﾃｽﾄ", "ﾃｰ", "点滴注射", "ソルラクト輸液５００ｍＬ", "ぁぁ"]
+    rows = [dpc.row("ef_in", order_no=str(n), item_name=name) for n, name in enumerate(names, 1)]
+    result, _ = stage(dpc.encode(rows), chunk_bytes=chunk)
+    assert result.records == len(names)
 
 
 def test_nul_byte(dpc):

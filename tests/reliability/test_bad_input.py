@@ -405,14 +405,11 @@ def test_bytes_not_cp932(loaded):
     rejected(loaded, RELOAD, RawFileError, rawfile.RULE_NOT_CP932, file=name, line=6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UTF-8 text whose bytes are also valid cp932 loads as mojibake (the contract's cp932 rule cannot see "
-    "it); a file-level 'decodes as UTF-8 with multi-byte characters' rule is proposed in the issue 5 report",
-)
 def test_utf8_text_instead_of_cp932(loaded):
+    # The UTF-8 bytes of ガーゼ are also valid cp932: only the UTF-8 rule (a line whose non-ASCII bytes
+    # all decode as UTF-8, with a multi-byte character) sees it, and names that line.
     name = support.rewrite_file(loaded, RELOAD, "EFn_", edit_line_field(7, 10, "ガーゼ".encode()))
-    rejected(loaded, RELOAD, RawFileError, rawfile.RULE_NOT_CP932, file=name, line=7)
+    rejected(loaded, RELOAD, RawFileError, rawfile.RULE_UTF8, file=name, line=7)
 
 
 def test_nul_byte(loaded):

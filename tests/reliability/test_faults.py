@@ -142,8 +142,8 @@ def test_failure_in_the_middle_of_the_load_leaves_the_month_as_it_was(loaded, re
     with pytest.raises(faults.InjectedFault):
         support.load_raw(loaded, RELOAD)
     # The fault hit inside the transaction, after the month had been deleted and rows inserted ...
-    assert calls[:3] == ["copy_raw/create_raw_table:y1", "shared/delete_month:y1", "copy_raw/insert_staged_file:y1"]
-    assert calls[-1] == "shared/count_month:y1" and all(call.endswith(":y1") for call in calls), calls
+    assert calls[:2] == ["copy_raw/create_raw_table:y1", "shared/delete_month:y1"]
+    assert "copy_raw/insert_staged_file:y1" in calls and calls[-1] == "shared/count_month:y1", calls
     # ... and none of it is visible: the reload of the month was rolled back as a whole.
     assert support.fingerprint(loaded) == before
     # Clear copy_raw and what follows, as a user does: the run ends where a clean run ends.
@@ -165,7 +165,7 @@ def test_failure_in_the_middle_of_the_export_is_repaired_by_the_rerun(loaded, re
     # a reader waiting for _manifest.json never sees the half-written month.
     first = Path(loaded.processed_root) / f"yyyymm={months[0]}"
     assert sorted(p.name for p in first.iterdir()) == ["fact_case_summary.parquet"]
-    embedded.export_months(months, loaded)  # export_parquet cleared and run again
+    support.export(loaded, months)  # export_parquet cleared and run again
     assert support.export_content(loaded) == reference["exports"]
     assert support.fingerprint(loaded) == reference["tables"]
 
@@ -188,7 +188,7 @@ def test_failure_inside_compute_readmit_rolls_back_its_delete(loaded, reference,
     assert support.fingerprint(loaded) == before, "the delete of compute_readmit must roll back"
     monkeypatch.setattr(embedded, "execute", real_execute)
     months = embedded.compute_readmit(RELOAD, loaded)
-    embedded.export_months(sorted(set(months) | {RELOAD}), loaded)
+    support.export(loaded, sorted(set(months) | {RELOAD}))
     assert support.fingerprint(loaded) == reference["tables"]
     assert support.export_content(loaded) == reference["exports"]
 
@@ -207,7 +207,7 @@ def test_stage_rollback_then_rebuild_equals_a_clean_run(loaded, reference, dbt):
             assert con.execute(f"select count(*) from stage.{table} where yyyymm = ?", [RELOAD]).fetchone() == (0,)
     dbt.build_month(loaded, RELOAD)
     months = embedded.compute_readmit(RELOAD, loaded)
-    embedded.export_months(sorted(set(months) | {RELOAD}), loaded)
+    support.export(loaded, sorted(set(months) | {RELOAD}))
     assert support.fingerprint(loaded) == reference["tables"]
     assert support.export_content(loaded) == reference["exports"]
 
