@@ -127,6 +127,9 @@ FILES = {
 
 @pytest.fixture
 def cfg(tmp_path, monkeypatch):
+    # Everything under this test's data dir (in-process dbt runs of earlier tests export DPC_* paths).
+    for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_DUCKDB_PATH", "DPC_OUTBOX_PATH", "DPC_WORK_DIR"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DPC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DPC_ENVIRONMENT", "test")
     settings.get_settings.cache_clear()

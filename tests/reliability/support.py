@@ -4,7 +4,7 @@
 The pipeline helpers call exactly what the DAG's tasks call, in the DAG's order:
 ``manifest.validate_month`` → ``embedded.load_raw_month`` → dbt (staging, then seeds, intermediate
 and marts, the month as the var ``yyyymm``) → ``embedded.compute_readmit`` →
-``embedded.export_months`` + ``quality_report.write_report``.
+``export`` (``embedded.export_months`` + ``quality_report.write_report``).
 dbt runs in-process through ``dbtRunner`` with a manifest parsed once per session (each run then
 takes about a second instead of a full parse).
 """
@@ -244,9 +244,16 @@ def pipeline_month(cfg: settings.Settings, dbt: Dbt, yyyymm: str) -> list[str]:
     dbt.build_month(cfg, yyyymm)
     changed = embedded.compute_readmit(yyyymm, cfg)
     months = sorted(set(changed) | {yyyymm})  # what steps.export_parquet passes
-    for written in embedded.export_months(months, cfg):
-        quality_report.write_report(written["yyyymm"], cfg)  # as steps.export_parquet does
+    export(cfg, months)
     return months
+
+
+def export(cfg: settings.Settings, months: Sequence[str]) -> list[dict[str, Any]]:
+    """What steps.export_parquet does: export the months, then write each one's quality report."""
+    written = embedded.export_months(months, cfg)
+    for month in written:
+        quality_report.write_report(month["yyyymm"], cfg)
+    return written
 
 
 # ----------------------------------------------------------------------------------- fingerprints
