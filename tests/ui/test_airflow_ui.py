@@ -23,7 +23,7 @@ def _shot(page, name: str) -> None:
 
 
 def _sign_in(page, ui) -> None:
-    page.goto(f"{ui.base_url}/")
+    page.goto(f"{ui.api_url}/")
     expect(page.get_by_text("Sign into Airflow")).to_be_visible()
     _shot(page, "01-sign-in")
     page.get_by_label("Username").fill(ui.username)
@@ -32,13 +32,13 @@ def _sign_in(page, ui) -> None:
     page.wait_for_url(re.compile(r".*/$"))
 
 
-def _runs(ui) -> list[dict]:
-    return ui.api("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")["dag_runs"]
+def _runs(api) -> list[dict]:
+    return api.request("GET", f"/dags/{DAG_ID}/dagRuns")["dag_runs"]
 
 
 def test_a_user_finds_the_dag_its_groups_and_the_month_form(page, airflow_ui):
     _sign_in(page, airflow_ui)
-    page.goto(f"{airflow_ui.base_url}/dags/{DAG_ID}")
+    page.goto(f"{airflow_ui.api_url}/dags/{DAG_ID}")
     expect(page.get_by_role("heading", name=DAG_ID).first).to_be_visible()
 
     # The DAG's doc_md opens from the header and tells the user how to re-run and triage.
@@ -62,10 +62,10 @@ def test_a_user_finds_the_dag_its_groups_and_the_month_form(page, airflow_ui):
     _shot(page, "03-graph")
 
 
-def test_the_trigger_form_refuses_a_bad_month_and_starts_a_good_one(page, airflow_ui):
+def test_the_trigger_form_refuses_a_bad_month_and_starts_a_good_one(page, airflow_ui, api):
     _sign_in(page, airflow_ui)
-    page.goto(f"{airflow_ui.base_url}/dags/{DAG_ID}")
-    before = len(_runs(airflow_ui))
+    page.goto(f"{airflow_ui.api_url}/dags/{DAG_ID}")
+    before = len(_runs(api))
 
     page.get_by_role("button", name="Trigger Dag").click()
     form = page.get_by_role("dialog")
@@ -78,7 +78,7 @@ def test_the_trigger_form_refuses_a_bad_month_and_starts_a_good_one(page, airflo
     form.get_by_role("button", name="Trigger").click()
     expect(form.get_by_text(re.compile(r"Failed validating 'pattern'"))).to_be_visible()
     _shot(page, "05-invalid-month-refused")
-    assert len(_runs(airflow_ui)) == before, "an invalid month created a run"
+    assert len(_runs(api)) == before, "an invalid month created a run"
     # The "Failed to Trigger Dag" toast covers the form's lower corner until it times out; it waits
     # while the pointer rests on it, as a user's would after clicking Trigger.
     page.mouse.move(5, 5)
@@ -87,10 +87,10 @@ def test_the_trigger_form_refuses_a_bad_month_and_starts_a_good_one(page, airflo
     month.fill("202504")
     form.get_by_role("button", name="Trigger").click()
     expect(form).to_be_hidden()
-    runs = _runs(airflow_ui)
+    runs = _runs(api)
     assert len(runs) == before + 1
     (run,) = [r for r in runs if r["conf"] == {"yyyymm": "202504", "manifest_wait_minutes": 360}]
     assert run["run_type"] == "manual" and run["state"] == "queued"
-    page.goto(f"{airflow_ui.base_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
+    page.goto(f"{airflow_ui.api_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
     expect(page.get_by_text(run["dag_run_id"]).first).to_be_visible()
     _shot(page, "06-run-queued")
