@@ -20,6 +20,7 @@ DEMO_MONTHS ?= 202503-202505
 YYYYMM ?= 202504
 
 .PHONY: help install lock manifest demo test lint fmt run-month backfill generate docs bench mwaa clean
+.PHONY: services-deps services-up services-seed services-down backfill-services
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,21 +46,39 @@ run-month: install manifest ## Run dpc_elt for one month: make run-month YYYYMM=
 backfill: install manifest ## Run dpc_elt for a range of months in order: make backfill FROM=202501 TO=202506
 	@scripts/run_month.sh $$(scripts/months.sh $(FROM) $(TO))
 
-test: install manifest lint ## Install, lint and run the test suite
-	$(BIN)/pytest
+test: install manifest lint services-deps ## Install, lint and run the test suite
+	@scripts/test.sh
+
+services-deps: ## Debian packages for tests/topology, tests/compose and tests/ui (PostgreSQL server, docker-compose, chromium)
+	@scripts/install_services.sh
+
+services-up: install manifest services-deps ## Start PostgreSQL, S3 (moto) and Airflow's 4 components: UI :8080
+	@scripts/services.sh up
+
+services-seed: install ## Synthetic months into the services' bucket: make services-seed MONTHS=202401-202412
+	@scripts/services.sh seed --months $(or $(MONTHS),202401-202412)
+
+backfill-services: install ## One backfill run per month on running services: make backfill-services FROM=202401 TO=202412
+	@scripts/services.sh backfill $(FROM) $(TO)
+
+services-down: ## Stop what services-up started
+	@scripts/services.sh down
 
 lint: install ## ruff (with Airflow AIR rules) and ruff format --check; SQL parsing is in tests/sql
-	$(BIN)/ruff check dags plugins tests
-	$(BIN)/ruff format --check dags plugins tests
+	$(BIN)/ruff check dags plugins tests bench
+	$(BIN)/ruff format --check dags plugins tests bench
 
 fmt: install ## Format Python
-	$(BIN)/ruff check --fix dags plugins tests
-	$(BIN)/ruff format dags plugins tests
+	$(BIN)/ruff check --fix dags plugins tests bench
+	$(BIN)/ruff format dags plugins tests bench
 
 docs: install manifest ## dbt docs generate into include/dbt/target/index.html (columns filled in after make demo)
 	mkdir -p $(dir $(DPC_DUCKDB_PATH))
 	cd include/dbt && ../../$(BIN)/dbt docs generate --quiet --profiles-dir . --target duckdb
 	@echo "==> dbt docs: include/dbt/target/index.html (serve: cd include/dbt && ../../$(BIN)/dbt docs serve --profiles-dir .)"
+
+bench: install manifest ## Benchmark a month against the single-pass limit: bench/results.{json,md} (BENCH_SCALES=S,M,L)
+	scripts/bench.sh
 
 mwaa: install ## Build and check the MWAA artifacts in dist/mwaa: make mwaa ENV=mwaa/prod.env
 	@scripts/build_mwaa.sh --env $(or $(ENV),mwaa/example.env)
