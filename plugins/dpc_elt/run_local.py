@@ -86,8 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     cfg = get_settings()
     state = str(getattr(dag_run.state, "value", dag_run.state))
     print(f"dpc_elt {args.yyyymm}: run {dag_run.run_id} ended {state} in {time.monotonic() - started:,.1f} s")
+    # The per-task lines went by already; the summary names only what did not succeed.
+    by_state: dict[str, list[str]] = {}
     for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or datetime.max.replace(tzinfo=UTC)):
-        print(f"  {ti.task_id:<55} {ti.state}")
+        by_state.setdefault(str(getattr(ti.state, "value", ti.state)), []).append(ti.task_id)
+    print(f"  {len(by_state.pop('success', []))} tasks succeeded")
+    for task_state, task_ids in by_state.items():
+        print(f"  {task_state}: {', '.join(task_ids)}")
     print(f"Parquet:        {cfg.processed_root}/yyyymm={args.yyyymm}/")
     if state == "success":
         print(f"Quality report: {report_uri(cfg.processed_root, args.yyyymm)}")

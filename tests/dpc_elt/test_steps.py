@@ -55,3 +55,26 @@ def test_run_local_reports_each_task_as_dag_test_finishes_it(monkeypatch):
     assert line.split()[:2] == ["copy_raw", "success"] and line.endswith(" s")
     with task_progress(None):  # quiet: not wrapped at all
         assert dag_module._run_task is fake_run_task
+
+
+def test_run_local_summary_names_only_what_did_not_succeed(monkeypatch, capsys):
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from dpc_elt import run_local
+
+    def ti(task_id, state, minute):
+        return SimpleNamespace(task_id=task_id, state=state, start_date=datetime(2025, 4, 1, 3, minute, tzinfo=UTC))
+
+    tis = [
+        ti("copy_raw", "success", 1),
+        ti("rollback_stage", "skipped", 3),
+        ti("build_mart.fct_cases_run", "failed", 2),
+    ]
+    run = SimpleNamespace(run_id="manual__x", state="failed", get_task_instances=lambda: tis)
+    monkeypatch.setattr(run_local, "run_month", lambda yyyymm, progress=None: run)
+    assert run_local.main(["--yyyymm", "202504", "--quiet"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("dpc_elt 202504: run manual__x ended failed in ")
+    assert lines[1:4] == ["  1 tasks succeeded", "  failed: build_mart.fct_cases_run", "  skipped: rollback_stage"]
+    assert not any(line.startswith("Quality report") for line in lines)
