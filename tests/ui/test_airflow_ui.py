@@ -53,6 +53,7 @@ def test_a_user_finds_the_dag_its_groups_and_the_month_form(page, airflow_ui):
     # The graph shows one node per ASL state; the three Cosmos/sensor states are task groups.
     page.get_by_role("button", name=re.compile(r"Show Graph")).click()
     page.get_by_role("button", name="Expand all task groups").click()
+    page.get_by_role("button", name="Collapse Details Panel").click()  # the graph gets the whole width
     graph = page.locator(".react-flow")
     for group in TASK_GROUPS:
         expect(graph.get_by_text(group, exact=True)).to_be_visible()
