@@ -14,7 +14,6 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -206,6 +205,8 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
     Files are written locally first, then the prefix is cleared and the Parquet files uploaded,
     the output ``_manifest.json`` last: a reader that sees the manifest sees a complete month.
     """
+    from dpc_elt.manifest import export_manifest
+
     months = [validate_yyyymm(month) for month in months]  # it also names the prefix to delete
     import fsspec
 
@@ -235,13 +236,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
                         "sha256": _sha256(target),
                     }
                 )
-            manifest = {
-                "manifest_version": 1,
-                "yyyymm": yyyymm,
-                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                "compression": "snappy",
-                "files": files,
-            }
+            manifest = export_manifest(yyyymm, files)
             prefix = f"{root}/yyyymm={yyyymm}"
             if fs.exists(prefix):
                 fs.rm(prefix, recursive=True)

@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
 
@@ -380,3 +380,15 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
     listed = {item.path for item in files} | {MANIFEST_NAME}
     unlisted = tuple(sorted(name for name in by_name if name not in listed))
     return ValidatedManifest(yyyymm=yyyymm, created_at=created_at, files=files, unlisted=unlisted)
+
+
+def export_manifest(yyyymm: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """The output manifest written beside a month's Parquet (both backends): the files it lists with
+    their table, rows, bytes and SHA-256; a reader waits for it before reading the month."""
+    return {
+        "manifest_version": 1,
+        "yyyymm": yyyymm,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "compression": "snappy",
+        "files": files,
+    }

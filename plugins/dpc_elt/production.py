@@ -393,6 +393,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
     the Parquet footers against the table, then write ``_manifest.json`` (files, rows, bytes,
     SHA-256 streamed) last: a reader that sees the manifest sees a complete month."""
     from dpc_elt import s3
+    from dpc_elt.manifest import export_manifest
 
     where = target(cfg)
     if len(settings.EXPORT_TABLES) != 1:
@@ -420,13 +421,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
         exported = sum(f["rows"] for f in files)
         if exported != expected:
             raise RuntimeError(f"{prefix}: Parquet files hold {exported} rows, {table} has {expected}")
-        manifest = {
-            "manifest_version": 1,
-            "yyyymm": yyyymm,
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "compression": "snappy",
-            "files": files,
-        }
+        manifest = export_manifest(yyyymm, files)
         with fs.open(prefix.join(EXPORT_MANIFEST_NAME).path, "w") as handle:
             json.dump(manifest, handle, ensure_ascii=False, indent=2)
         written.append({"yyyymm": yyyymm, "uri": str(prefix), "files": files})
@@ -542,41 +537,17 @@ def validate_month_on_s3(yyyymm: str, cfg: settings.Settings) -> ValidatedManife
     return validate_month(str(where.raw), yyyymm, fs=s3.filesystem(where.aws_conn_id))
 
 
-def validate_manifest() -> TaskGroup:
-    """ValidateManifest on S3: wait (deferred) for ``_manifest.json``, then validate the month."""
-    from airflow.sdk import TaskGroup, task
-
-    from dpc_elt import steps
-
-    cfg = settings.get_settings()
+def manifest_sensor(cfg: settings.Settings, **kwargs: Any) -> Any:
+    """ValidateManifest's wait on S3: the deferrable S3KeySensor for the run month's manifest."""
     where = target(cfg)
-    with TaskGroup(
-        group_id="validate_manifest",
-        tooltip="Wait for the month's _manifest.json on S3, then check schema, names, sizes, SHA-256 and counts",
-    ) as group:
-        wait = _manifest_key_sensor_class()(
-            task_id="wait_for_manifest",
-            raw_root=str(where.raw),
-            aws_conn_id=where.aws_conn_id,
-            poke_seconds=cfg.manifest_poke_seconds,
-            doc_md="Waits (deferred, no worker slot held) for `s3://…/raw/yyyymm=<YYYYMM>/_manifest.json`.",
-            **steps.VALIDATE_MANIFEST_RETRY,
-        )
-
-        @task(task_id="check_manifest", **steps.VALIDATE_MANIFEST_RETRY)
-        def check_manifest(**context: Any) -> dict[str, Any]:
-            """Validate the manifest and every file it lists: all or nothing, never retried on bad input."""
-            from dpc_elt.params import month_of_context
-
-            yyyymm = month_of_context(context)
-            manifest = validate_month_on_s3(yyyymm, settings.get_settings())
-            for name in manifest.unlisted:
-                log.warning("ignored %s: in the month folder but not listed in _manifest.json", name)
-            log.info("manifest of %s valid: %d files", yyyymm, len(manifest.files))
-            return {"yyyymm": yyyymm, "manifest": manifest.to_dict()}
-
-        wait >> check_manifest()
-    return group
+    return _manifest_key_sensor_class()(
+        task_id="wait_for_manifest",
+        raw_root=str(where.raw),
+        aws_conn_id=where.aws_conn_id,
+        poke_seconds=cfg.manifest_poke_seconds,
+        doc_md="Waits (deferred, no worker slot held) for `s3://…/raw/yyyymm=<YYYYMM>/_manifest.json`.",
+        **kwargs,
+    )
 
 
 # ====================================================================================== copy_raw

@@ -137,35 +137,36 @@ def _breadcrumbs(context: Any) -> list[dict[str, Any]]:
 
 
 def validate_manifest() -> TaskGroup:
-    """ValidateManifest: wait for ``_manifest.json`` (deferrable), then validate all of it."""
+    """ValidateManifest: wait for ``_manifest.json`` (deferrable), then validate all of it — under the raw
+    root (any fsspec URI), or on S3 through the Airflow AWS connection in production."""
     from dpc_elt.sensors import ManifestSensor
 
     cfg = _settings()
-    if cfg.backend == settings.PRODUCTION:  # S3KeySensor + the same validation on s3fs
-        from dpc_elt import production
-
-        return _documented(production.validate_manifest(), VALIDATE_MANIFEST_DOC)
     with TaskGroup(
         group_id="validate_manifest",
         tooltip="Wait for the month's _manifest.json, then check schema, names, sizes, SHA-256 and counts",
         doc_md=VALIDATE_MANIFEST_DOC,
     ) as group:
-        wait = ManifestSensor(
-            task_id="wait_for_manifest",
-            raw_root=cfg.raw_root,
-            poke_seconds=cfg.manifest_poke_seconds,
-            doc_md="Waits (deferred, no worker slot held) for `<raw_root>/yyyymm=<YYYYMM>/_manifest.json`.",
-            **VALIDATE_MANIFEST_RETRY,
-        )
+        if cfg.backend == settings.PRODUCTION:  # S3KeySensor through the AWS connection
+            from dpc_elt import production
+
+            wait = production.manifest_sensor(cfg, **VALIDATE_MANIFEST_RETRY)
+        else:
+            wait = ManifestSensor(
+                task_id="wait_for_manifest",
+                raw_root=cfg.raw_root,
+                poke_seconds=cfg.manifest_poke_seconds,
+                doc_md="Waits (deferred, no worker slot held) for `<raw_root>/yyyymm=<YYYYMM>/_manifest.json`.",
+                **VALIDATE_MANIFEST_RETRY,
+            )
 
         @task(task_id="check_manifest", **VALIDATE_MANIFEST_RETRY)
         def check_manifest(**context: Any) -> dict[str, Any]:
             """Validate the manifest and every file it lists: all or nothing, never retried on bad input."""
-            from dpc_elt.manifest import validate_month
             from dpc_elt.params import month_of_context
 
             yyyymm = month_of_context(context)
-            manifest = validate_month(_settings().raw_root, yyyymm)
+            manifest = _validate_month(yyyymm, _settings())
             for name in manifest.unlisted:
                 log.warning("ignored %s: in the month folder but not listed in _manifest.json", name)
             log.info("manifest of %s valid: %d files", yyyymm, len(manifest.files))
@@ -173,6 +174,17 @@ def validate_manifest() -> TaskGroup:
 
         wait >> check_manifest()
     return group
+
+
+def _validate_month(yyyymm: str, cfg: settings.Settings) -> Any:
+    """The same validation for both backends; production reads S3 through the AWS connection."""
+    if cfg.backend == settings.PRODUCTION:
+        from dpc_elt import production
+
+        return production.validate_month_on_s3(yyyymm, cfg)
+    from dpc_elt.manifest import validate_month
+
+    return validate_month(cfg.raw_root, yyyymm)
 
 
 def copy_raw():

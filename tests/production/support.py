@@ -28,10 +28,10 @@ def land_month(fs: Any, files: list[FixtureFile] | None = None, yyyymm: str = YY
 
 
 def production_dag():
-    """A DAG holding the production validate_manifest and copy_raw groups (what steps.py will call)."""
+    """A DAG holding the production validate_manifest and copy_raw groups (as steps.py builds them)."""
     from airflow.sdk import DAG, Param
 
-    from dpc_elt import production
+    from dpc_elt import production, steps
 
     with DAG(
         dag_id="dpc_elt_production_part",
@@ -39,5 +39,5 @@ def production_dag():
         start_date=pendulum.datetime(2025, 1, 1, tz="Asia/Tokyo"),
         params={name: Param(**schema) for name, schema in param_schemas().items()},
     ) as dag:
-        production.validate_manifest() >> production.copy_raw()
+        steps.validate_manifest() >> production.copy_raw()
     return dag
