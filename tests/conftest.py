@@ -51,6 +51,13 @@ def _isolated_dpc_environment():
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="session")
+def airflow_db():
+    """The metadata DB (SQLite, migrated once) and the warehouse pool, for dag.test() runs."""
+    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    subprocess.run([str(REPO / "scripts" / "airflow_init.sh")], check=True, env=env)
+
+
 _EXIT_STATUS: list[int] = []
 
 

@@ -1,22 +1,10 @@
-"""An Airflow metadata database (SQLite, migrated once) and the warehouse pool, for dag.test() runs."""
+"""A fresh data directory per end-to-end test (the metadata DB is tests/conftest.py's ``airflow_db``)."""
 
 from __future__ import annotations
-
-import os
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from tests.cleanup import close_dbt_duckdb
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
-    subprocess.run([str(REPO / "scripts" / "airflow_init.sh")], check=True, env=env)
 
 
 @pytest.fixture

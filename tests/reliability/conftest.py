@@ -1,20 +1,11 @@
-"""Fixtures of the reliability suite: the Airflow metadata DB, a fresh data dir per test."""
+"""Fixtures of the reliability suite: a fresh data dir per test, dbt in-process (the metadata DB is
+tests/conftest.py's ``airflow_db``)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def airflow_db():
-    env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}:{os.environ['PATH']}"}
-    subprocess.run([str(REPO / "scripts" / "airflow_init.sh")], check=True, env=env)
 
 
 @pytest.fixture
