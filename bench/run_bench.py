@@ -8,7 +8,7 @@ For each scale (``BENCH_SCALES``, default ``S,M``; ``L`` is opt-in) this script
 3. runs the whole ``dpc_elt`` DAG for the month (``dpc_elt.run_local.run_month``, ``dag.test``) in a fresh
    process with its own ``DPC_DATA_DIR`` / ``AIRFLOW_HOME`` / Cosmos cache, collecting task times from
    the DagRun, copy_raw rows/s per file type and the child's peak memory;
-4. runs one bare ``dbt build`` (dbtRunner, the same ``--vars``) on the warehouse the DAG left behind;
+4. runs one bare ``dbt build`` (dbtRunner, the same month) on the warehouse the DAG left behind;
 5. runs the dbt part of the DAG (build_stage → build_mart → dbt_tests) under each Cosmos variant of
    ``bench/dags/dpc_elt_bench_modes.py`` on that same warehouse state.
 
@@ -692,7 +692,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"| {c['rows_per_s']:,} | {c['transcode_mib_per_s']:,.0f} |"
             )
 
-    lines += ["", "## The dbt part: Cosmos against a bare `dbt build` (same warehouse state, same `--vars`)", ""]
+    lines += ["", "## The dbt part: Cosmos against a bare `dbt build` (same warehouse state, same month)", ""]
     lines += [
         "| scale | how | tasks | sum of task durations | span (with gaps) | ×bare | ×limit | process CPU s "
         "| peak RSS MiB | partial-parse misses |"
@@ -1062,7 +1062,7 @@ def child_variant(variant: str, out: str) -> None:
 
 
 def child_dbt_build(target_path: str, out: str) -> None:
-    """One bare ``dbt build`` of the whole project (models, seeds, tests) with the run's ``--vars``."""
+    """One bare ``dbt build`` of the whole project (models, seeds, tests) for the run's month."""
     from dbt.cli.main import dbtRunner
 
     from dpc_elt import cosmos_config, settings
@@ -1075,14 +1075,12 @@ def child_dbt_build(target_path: str, out: str) -> None:
         project,
         "--target",
         cosmos_config.TARGETS[settings.EMBEDDED],
-        "--vars",
-        json.dumps({"yyyymm": MONTH}),
         "--target-path",
         target_path,
         "--log-path",
         str(Path(target_path) / "logs"),
     ]
-    os.environ.update(cosmos_config.dbt_env())
+    os.environ.update({**cosmos_config.dbt_env(), "DPC_YYYYMM": MONTH})
     runner = dbtRunner()
     started = time.perf_counter()
     parsed = runner.invoke(["parse", *common])

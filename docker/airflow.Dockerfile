@@ -22,10 +22,12 @@ ENV PYTHONPATH=/opt/airflow/plugins \
 
 # The dbt manifest the DAG renders from (Cosmos LoadMode.DBT_MANIFEST; dbt never runs at parse time).
 # airflow-init builds it again for the bind-mounted include/ so both always match the dbt project.
+# Parsed with the tasks' warehouse path, --profile and --target (dbt keys its partial-parse state on
+# them), so the first dbt task of a group parses partially; dbt parse does not create the file.
 RUN cd /opt/airflow/include/dbt \
- && DPC_DUCKDB_PATH=/tmp/dpc-parse.duckdb dbt parse --quiet --profiles-dir . --target duckdb \
+ && DPC_DUCKDB_PATH=$DPC_DATA_DIR/warehouse/dpc.duckdb dbt parse --quiet --profiles-dir . --profile dpc_elt --target duckdb \
  && test -s target/manifest.json \
- && rm -rf logs /tmp/dpc-parse.duckdb
+ && rm -rf logs
 
 # The data and auth volumes start as these folders: owned by airflow, writable by group 0 (AIRFLOW_UID:0).
 RUN mkdir -p /opt/airflow/dpc-data/warehouse /opt/airflow/dpc-data/work /opt/airflow/dpc-data/outbox /opt/airflow/auth \

@@ -26,7 +26,8 @@ MODELS_AND_SEEDS = ["--resource-type", "model", "--resource-type", "seed"]
 
 
 def _operator_args() -> dict:
-    return {**cosmos_config.operator_args(), "vars": {"yyyymm": MONTH}}
+    args = cosmos_config.operator_args()
+    return {**args, "env": {**args["env"], "DPC_YYYYMM": MONTH}}
 
 
 def _execution_config(variant: str):
@@ -81,17 +82,7 @@ def _stage_tasks():
 
 
 def _tests():
-    from cosmos.constants import InvocationMode
-    from cosmos.operators.local import DbtTestLocalOperator
-
-    configs = cosmos_config._configs()
-    return DbtTestLocalOperator(
-        task_id="dbt_tests",
-        project_dir=str(settings.DBT_PROJECT_DIR),
-        profile_config=configs["profile_config"],
-        invocation_mode=InvocationMode.DBT_RUNNER,
-        **_operator_args(),
-    )
+    return cosmos_config.dbt_test_task("dbt_tests", env=_operator_args()["env"])
 
 
 VARIANTS = ("local_dbt_runner", "watcher", "task_per_stage")

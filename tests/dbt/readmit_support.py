@@ -378,6 +378,7 @@ class DbtProject:
 
         overrides: dict[str, str | None] = {
             "DPC_DUCKDB_PATH": str(self.duckdb_path),
+            "DPC_YYYYMM": None,  # all months unless the test names one
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
             "DO_NOT_TRACK": "1",
             **(env or {}),

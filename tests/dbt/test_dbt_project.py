@@ -103,8 +103,8 @@ def warehouse(tmp_path_factory):
         }
         month_202501(reloaded=True).write(con)
 
-    # Incremental: only 202501 (given as a YAML number, as a hand-typed --vars would).
-    ok(project.invoke("run", "--vars", "{yyyymm: 202501}"))
+    # Incremental: only 202501 (padded with blanks, as a hand-typed environment variable might be).
+    ok(project.invoke("run", env={"DPC_YYYYMM": " 202501 "}))
     with duckdb.connect(str(project.duckdb_path)) as con:
         returned = run_compute_readmit(con, "202501")
     return project, first, returned
@@ -234,10 +234,10 @@ def test_dbt_test_fails_on_broken_data(warehouse):
     assert any(name.startswith("source_unique_combination_of_columns_dpc_mart") for name in failed)
 
     # The merge heals the summary whatever the month; a full refresh rebuilds stage with all months
-    # even with the var set.
+    # even with DPC_YYYYMM set.
     with duckdb.connect(str(project.duckdb_path)) as con:
         run_compute_readmit(con, "202502")
-    ok(project.invoke("run", "--full-refresh", "--select", "path:models/staging", "--vars", "{yyyymm: '202502'}"))
+    ok(project.invoke("run", "--full-refresh", "--select", "path:models/staging", env={"DPC_YYYYMM": "202502"}))
     with duckdb.connect(str(project.duckdb_path)) as con:
         months = con.execute("select distinct yyyymm from stage.stg_dpc__ef_in order by 1").fetchall()
         assert months == [("202412",)]
@@ -246,10 +246,10 @@ def test_dbt_test_fails_on_broken_data(warehouse):
 
 
 @pytest.mark.parametrize("bad", ["202513", "2025-1"])
-def test_bad_month_var_is_refused(warehouse, bad):
-    result = warehouse[0].invoke("compile", "--select", "stg_dpc__y1_cases", "--vars", f"{{yyyymm: '{bad}'}}")
+def test_bad_month_is_refused(warehouse, bad):
+    result = warehouse[0].invoke("compile", "--select", "stg_dpc__y1_cases", env={"DPC_YYYYMM": bad})
     assert not result.success
-    assert "yyyymm must be a real month" in str(result.exception)
+    assert "DPC_YYYYMM must be a real month" in str(result.exception)
 
 
 def test_redshift_target_parses_and_compiles_to_redshift_sql(warehouse, monkeypatch):
@@ -263,9 +263,8 @@ def test_redshift_target_parses_and_compiles_to_redshift_sql(warehouse, monkeypa
         return self.Relation.create(database=database, schema=schema, identifier=identifier, type="table")
 
     project = warehouse[0]
-    month = "{yyyymm: '202501'}"  # the same vars for parse and compile, so compile parses partially
-    # dbt parse needs no connection and no DPC_DUCKDB_PATH.
-    ok(project.invoke("parse", "--vars", month, target="redshift", env={"DPC_DUCKDB_PATH": None}))
+    env = {"DPC_DUCKDB_PATH": None, "DPC_YYYYMM": "202501"}  # dbt parse needs no connection and no path
+    ok(project.invoke("parse", target="redshift", env=env))
 
     monkeypatch.setattr(BaseAdapter, "get_relation", existing_table)
     result = project.invoke(
@@ -275,10 +274,8 @@ def test_redshift_target_parses_and_compiles_to_redshift_sql(warehouse, monkeypa
         "--select",
         "resource_type:model",
         "test_type:singular",
-        "--vars",
-        month,
         target="redshift",
-        env={"DPC_DUCKDB_PATH": None},
+        env=env,
     )
     ok(result)
     compiled = {r.node.name: r.node.compiled_code for r in result.result}

@@ -188,29 +188,29 @@ class Dbt:
             "--quiet",
         ]
 
-    def invoke(self, cfg: settings.Settings, *args: str):
+    def invoke(self, cfg: settings.Settings, *args: str, month: str = ""):
+        """One dbt command; ``month`` is DPC_YYYYMM as the DAG's tasks set it ("" = all months)."""
         from dbt.cli.main import dbtRunner
 
         Path(cfg.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
-        with _env(DPC_DUCKDB_PATH=cfg.duckdb_path):
+        with _env(DPC_DUCKDB_PATH=cfg.duckdb_path, DPC_YYYYMM=month):
             return dbtRunner(manifest=self.manifest).invoke([*args, *self._common()])
 
     def build_month(self, cfg: settings.Settings, yyyymm: str) -> None:
-        """build_stage then build_mart as one ``dbt run`` (dbt runs staging before what refs it) with the
-        month as the var; the static seeds are loaded once per warehouse."""
-        month = ["--vars", json.dumps({"yyyymm": yyyymm})]
+        """build_stage then build_mart as one ``dbt run`` (dbt runs staging before what refs it) for the
+        month; the static seeds are loaded once per warehouse."""
         with connect(cfg) as con:
             seeded = con.execute(
                 "select count(*) from information_schema.schemata where schema_name = 'ref'"
             ).fetchone()
         if not seeded[0]:
-            result = self.invoke(cfg, "seed", *month)
+            result = self.invoke(cfg, "seed", month=yyyymm)
             assert result.success, result.exception
-        result = self.invoke(cfg, "run", *month)
+        result = self.invoke(cfg, "run", month=yyyymm)
         assert result.success, result.exception
 
     def test_month(self, cfg: settings.Settings, yyyymm: str) -> dict[str, str]:
-        result = self.invoke(cfg, "test", "--vars", json.dumps({"yyyymm": yyyymm}))
+        result = self.invoke(cfg, "test", month=yyyymm)
         return {r.node.name: str(r.status) for r in (result.result or [])}
 
 

@@ -198,7 +198,7 @@ def test_stage_rollback_then_rebuild_equals_a_clean_run(loaded, reference, dbt):
     stage, the user clears build_stage, and the month is whole again."""
     corrected_delivery(loaded)
     support.load_raw(loaded, RELOAD)
-    result = dbt.invoke(loaded, "run", "--select", "stg_dpc__y1_cases", "--vars", f'{{"yyyymm": "{RELOAD}"}}')
+    result = dbt.invoke(loaded, "run", "--select", "stg_dpc__y1_cases", month=RELOAD)
     assert result.success  # one stage model rebuilt, the others not: a half-built month
     deleted = embedded.rollback_stage(RELOAD, loaded)
     assert set(deleted) == {"stg_dpc__y1_cases", "stg_dpc__y1_segments", "stg_dpc__ef_in", "stg_dpc__d"}
@@ -227,10 +227,9 @@ def test_clearing_one_stage_task_after_a_rollback_is_caught_by_dbt_tests(loaded,
     month: the other stage models stay empty for it. dbt_tests refuses the run instead of letting an
     incomplete month through (assert_stage_months_match_raw)."""
     embedded.rollback_stage(RELOAD, loaded)
-    month = ["--vars", f'{{"yyyymm": "{RELOAD}"}}']
-    assert dbt.invoke(loaded, "run", "--select", "stg_dpc__d", *month).success
-    result = dbt.invoke(loaded, "test", "--select", "assert_stage_months_match_raw", *month)
+    assert dbt.invoke(loaded, "run", "--select", "stg_dpc__d", month=RELOAD).success
+    result = dbt.invoke(loaded, "test", "--select", "assert_stage_months_match_raw", month=RELOAD)
     assert [str(r.status) for r in result.result] == ["fail"]
     dbt.build_month(loaded, RELOAD)  # clearing the whole state, as the runbook says
-    result = dbt.invoke(loaded, "test", "--select", "assert_stage_months_match_raw", *month)
+    result = dbt.invoke(loaded, "test", "--select", "assert_stage_months_match_raw", month=RELOAD)
     assert [str(r.status) for r in result.result] == ["pass"]

@@ -143,17 +143,17 @@ def test_every_warehouse_step_refuses_a_bad_month_before_any_sql(step, no_sql, t
 
 
 def test_dbt_refuses_a_bad_month_var_before_it_reaches_sql(loaded, dbt):
-    """dpc_target_month() validates the var again: every model that would render it fails to compile,
+    """dpc_target_month() validates DPC_YYYYMM again: every model that would render it fails to compile,
     nothing of the warehouse changes (models that do not use the month rebuild to the same rows)."""
     before = support.fingerprint(loaded)
     for value in ('202504\'; drop table "raw".y1; --', "2025-04", "202513"):
-        result = dbt.invoke(loaded, "run", "--vars", json.dumps({"yyyymm": value}))
+        result = dbt.invoke(loaded, "run", month=value)
         assert not result.success
         statuses = {r.node.name: str(r.status) for r in result.result}
         staging = {name: status for name, status in statuses.items() if name.startswith("stg_dpc__")}
         assert len(staging) == 4 and set(staging.values()) == {"error"}, statuses
         messages = " ".join(str(r.message) for r in result.result if str(r.status) == "error")
-        assert "var yyyymm must be a real month" in messages
+        assert "DPC_YYYYMM must be a real month" in messages
     assert support.fingerprint(loaded) == before
 
 

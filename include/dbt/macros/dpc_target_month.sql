@@ -1,22 +1,23 @@
-{#- The month a run works on, from the dbt var `yyyymm`, validated because it is injected into SQL.
-    Returns none when the var is not set (or empty): the models then build every month. -#}
+{#- The month a run works on, from the environment variable DPC_YYYYMM, validated because it is
+    injected into SQL. Returns none when it is not set (or empty): the models then build every month.
+    An environment variable rather than a dbt var: a changed var makes dbt re-parse the whole project,
+    a changed env_var only the files that read it, so each month's first dbt task keeps partial parsing. -#}
 {% macro dpc_target_month() -%}
-    {%- set value = var('yyyymm', none) -%}
-    {%- if value is none or (value | string | trim) == '' -%}
+    {%- set month = env_var('DPC_YYYYMM', '') | trim -%}
+    {%- if month == '' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set month = value | string | trim -%}
     {%- if not modules.re.fullmatch('[0-9]{4}(0[1-9]|1[0-2])', month) or month[:4] | int < 1900 -%}
         {{ exceptions.raise_compiler_error(
-            "var yyyymm must be a real month written as 6 digits (YYYYMM, e.g. 202504), got '"
+            "DPC_YYYYMM must be a real month written as 6 digits (YYYYMM, e.g. 202504), got '"
             ~ month ~ "'") }}
     {%- endif -%}
     {{ return(month) }}
 {%- endmacro %}
 
 
-{#- A predicate on the month column: only the target month during an incremental run with the var
-    set, otherwise every month (initial build, full refresh, or no month given). -#}
+{#- A predicate on the month column: only the target month during an incremental run with
+    DPC_YYYYMM set, otherwise every month (initial build, full refresh, or no month given). -#}
 {% macro dpc_month_filter(column='yyyymm') -%}
     {%- set month = dpc_target_month() -%}
     {%- if is_incremental() and month is not none -%}

@@ -1,6 +1,6 @@
 -- Each staging table holds, month by month, exactly what raw holds: a stage month left behind
 -- after its raw month was reloaded or emptied (a missed or failed incremental run) shows here.
--- With the var yyyymm (a pipeline run) only that month is checked: a month another run rolled
+-- With DPC_YYYYMM set (a pipeline run) only that month is checked: a month another run rolled
 -- back must not block this one; without it (make test, ad hoc) every month is.
 {%- set month = dpc_target_month() %}
 
