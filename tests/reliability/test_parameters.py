@@ -4,7 +4,6 @@ and SQL takes values only as bound parameters (no SQL assembled from strings in 
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 
