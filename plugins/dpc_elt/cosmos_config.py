@@ -57,8 +57,14 @@ def _configs() -> dict[str, Any]:
 
 
 def dbt_env() -> dict[str, str]:
-    """Environment dbt needs at run time: the month and paths (credentials come from the profile's IAM auth)."""
-    return {"DPC_YYYYMM": MONTH_TEMPLATE, "DPC_DUCKDB_PATH": settings.get_settings().duckdb_path}
+    """Environment dbt needs at run time: the month, the warehouse and its memory cap (credentials come
+    from the profile's IAM auth)."""
+    cfg = settings.get_settings()
+    return {
+        "DPC_YYYYMM": MONTH_TEMPLATE,
+        "DPC_DUCKDB_PATH": cfg.duckdb_path,
+        "DPC_DUCKDB_MEMORY_LIMIT": cfg.duckdb_memory_limit,
+    }
 
 
 def operator_args() -> dict[str, Any]:

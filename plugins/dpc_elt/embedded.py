@@ -32,15 +32,19 @@ EXPORT_MANIFEST_NAME = "_manifest.json"
 
 
 @contextmanager
-def connect(database: str) -> Iterator[duckdb.DuckDBPyConnection]:
+def connect(cfg: settings.Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The warehouse with its memory cap (as dbt-duckdb sets it from profiles.yml: with SET, because one
+    process may hold both connections and DuckDB refuses a second connect with another config)."""
     import duckdb
 
+    database = cfg.duckdb_path
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     try:
         con = duckdb.connect(database)
     except duckdb.IOException as error:  # another process holds the write lock
         raise WarehouseBusyError(f"{Path(database).name}: warehouse is locked by another writer") from error
     try:
+        con.execute(f"set memory_limit = '{cfg.duckdb_memory_limit}'")  # validated by settings
         yield con
     finally:
         con.close()
@@ -103,7 +107,7 @@ def load_raw_month(yyyymm: str, manifest: ValidatedManifest, cfg: settings.Setti
 
     with (
         tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp,
-        connect(cfg.duckdb_path) as con,
+        connect(cfg) as con,
         transaction(con),
     ):
         for layout in layouts.values():
@@ -152,7 +156,7 @@ def rollback_stage(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
     """rollback_stage: delete the failed month from every stage table, in one transaction."""
     validate_yyyymm(yyyymm)
     deleted: dict[str, int] = {}
-    with connect(cfg.duckdb_path) as con, transaction(con):
+    with connect(cfg) as con, transaction(con):
         for table in settings.STAGE_TABLES:
             if not _table_exists(con, settings.STAGE_SCHEMA, table):
                 continue
@@ -167,7 +171,7 @@ def compute_readmit(yyyymm: str, cfg: settings.Settings) -> list[str]:
     """compute_readmit: make mart.fact_case_summary equal contract §3 again; returns the months whose
     rows were deleted or inserted (they are exported again)."""
     validate_yyyymm(yyyymm)
-    with connect(cfg.duckdb_path) as con, transaction(con):
+    with connect(cfg) as con, transaction(con):
         run_file(con, "compute_readmit/create_fact_case_summary", {})
         rows = run_file(con, "compute_readmit/merge_fact_case_summary", {"yyyymm": yyyymm})
     operations.analyze(cfg, (settings.STAGE_SCHEMA, settings.MART_SCHEMA))  # after the stage and mart builds
@@ -181,7 +185,7 @@ def month_counts(yyyymm: str, cfg: settings.Settings) -> dict[str, int]:
     tables += [(settings.STAGE_SCHEMA, table) for table in settings.STAGE_TABLES]
     tables += [(settings.MART_SCHEMA, settings.SUMMARY_TABLE)]
     counts: dict[str, int] = {}
-    with connect(cfg.duckdb_path) as con:
+    with connect(cfg) as con:
         for schema, table in tables:
             if _table_exists(con, schema, table):
                 values = {"yyyymm": yyyymm}
@@ -214,7 +218,7 @@ def export_months(months: Sequence[str], cfg: settings.Settings) -> list[dict[st
     written = []
     Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
     with (
-        connect(cfg.duckdb_path) as con,
+        connect(cfg) as con,
         tempfile.TemporaryDirectory(prefix="export_", dir=cfg.work_dir) as tmp,
     ):
         for yyyymm in months:

@@ -118,7 +118,7 @@ def checkpoint_warehouse(cfg: settings.Settings) -> dict[str, int]:
     """The weekly DuckDB VACUUM equivalent; returns free blocks before and after."""
     from dpc_elt import embedded
 
-    with embedded.connect(cfg.duckdb_path) as con:
+    with embedded.connect(cfg) as con:
         before = embedded.run_file(con, "maintenance/select_database_size", {})[0]
         embedded.run_file(con, "maintenance/checkpoint_warehouse", {})
         after = embedded.run_file(con, "maintenance/select_database_size", {})[0]
@@ -133,7 +133,7 @@ def embedded_storage_report(cfg: settings.Settings) -> dict[str, dict[str, dict[
     from dpc_elt import embedded
 
     report: dict[str, dict[str, dict[str, int]]] = {}
-    with embedded.connect(cfg.duckdb_path) as con:
+    with embedded.connect(cfg) as con:
         for table in operations.MAINTAINED_TABLES:
             if not operations._exists(con, table):
                 continue

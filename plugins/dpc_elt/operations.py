@@ -308,7 +308,7 @@ def analyze(cfg: settings.Settings, layers: Sequence[str] = ("raw",)) -> dict[st
     from dpc_elt import embedded
 
     analyzed: dict[str, int] = {}
-    with embedded.connect(cfg.duckdb_path) as con:
+    with embedded.connect(cfg) as con:
         embedded.run_file(con, "maintenance/create_analyze_log", {})
         for table in tables_of(layers):
             if not _exists(con, table):
@@ -439,7 +439,7 @@ def embedded_health(cfg: settings.Settings) -> list[TableHealth]:
     from dpc_elt import embedded
 
     health = []
-    with embedded.connect(cfg.duckdb_path) as con:
+    with embedded.connect(cfg) as con:
         embedded.run_file(con, "maintenance/create_analyze_log", {})
         total_blocks, free_blocks = embedded.run_file(con, "maintenance/select_database_size", {})[0]
         unused = 100.0 * free_blocks / total_blocks if total_blocks else 0.0

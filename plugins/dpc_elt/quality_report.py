@@ -144,7 +144,7 @@ def embedded_rows(yyyymm: str, cfg: settings.Settings) -> dict[str, list[list[An
     from dpc_elt import embedded
 
     validate_yyyymm(yyyymm)
-    with embedded.connect(cfg.duckdb_path) as con:
+    with embedded.connect(cfg) as con:
         return {
             q.key: [list(row) for row in embedded.run_file(con, q.name, {"yyyymm": yyyymm}, **q.identifiers)]
             for q in queries()

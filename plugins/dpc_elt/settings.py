@@ -7,6 +7,7 @@ never live here: Slack and AWS credentials come from Airflow Connections named b
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -45,6 +46,7 @@ class Settings:
     raw_root: str
     processed_root: str
     duckdb_path: str
+    duckdb_memory_limit: str
     outbox_path: str
     work_dir: str
     slack_conn_id: str
@@ -58,6 +60,13 @@ class Settings:
     redshift_iam_role_arn: str
     aws_conn_id: str
     sns_topic_arn: str
+
+
+# DuckDB's own default is 80 % of RAM, so its buffer pool grew with the month (2.2 GiB at M, 7.7 GiB
+# at L in docs/performance.md). Capped, a month of any size runs in the same memory and spills to
+# <warehouse>.tmp/ beyond it; raise it to trade memory for speed. profiles.yml has the same default.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+_MEMORY_LIMIT = re.compile(r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B)")
 
 
 def _data_dir() -> Path:
@@ -82,6 +91,7 @@ def get_settings() -> Settings:
             "DPC_PROCESSED_ROOT", f"{s3_root}/processed" if s3_root else str(data / "processed")
         ),
         duckdb_path=os.environ.get("DPC_DUCKDB_PATH", str(data / "warehouse" / "dpc.duckdb")),
+        duckdb_memory_limit=_memory_limit(os.environ.get("DPC_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT)),
         outbox_path=os.environ.get("DPC_OUTBOX_PATH", str(data / "outbox" / "notifications.jsonl")),
         work_dir=os.environ.get("DPC_WORK_DIR", str(data / "work")),
         slack_conn_id=os.environ.get("DPC_SLACK_CONN_ID", ""),
@@ -95,3 +105,10 @@ def get_settings() -> Settings:
         aws_conn_id=os.environ.get("DPC_AWS_CONN_ID", "aws_default"),
         sns_topic_arn=os.environ.get("DPC_SNS_TOPIC_ARN", ""),
     )
+
+
+def _memory_limit(value: str) -> str:
+    """A DuckDB memory_limit such as ``1GB`` or ``512MiB``; checked here because it is written into SQL."""
+    if not _MEMORY_LIMIT.fullmatch(value.strip()):
+        raise ValueError(f"DPC_DUCKDB_MEMORY_LIMIT must be a size such as 1GB or 512MiB, got {value!r}")
+    return value.strip()

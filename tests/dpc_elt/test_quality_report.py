@@ -83,7 +83,7 @@ def synthetic_cases(seed: int = 3) -> list[dict[str, Any]]:
 
 def build_warehouse(cfg: settings.Settings, cases: list[dict[str, Any]], files: dict[str, dict[str, int]]) -> None:
     """Raw tables with ``files`` ({table: {source_file: rows}}) for MONTH, and the mart tables."""
-    with embedded.connect(cfg.duckdb_path) as con:
+    with embedded.connect(cfg) as con:
         con.execute('create schema if not exists "raw"')
         for table, per_file in files.items():
             con.execute(

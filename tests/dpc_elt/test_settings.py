@@ -48,3 +48,20 @@ def test_production_lands_and_exports_in_the_bucket(monkeypatch):
         "s3://dpc-learning-data-dev/processed",
     )
     assert (cfg.redshift_workgroup, cfg.redshift_database, cfg.aws_conn_id) == ("dpc-elt", "dpc", "aws_default")
+
+
+def test_duckdb_memory_cap_defaults_to_the_profiles_default_and_is_validated(monkeypatch):
+    """The loader's cap and dbt's (profiles.yml) must agree: one DuckDB instance serves both in one process."""
+    monkeypatch.delenv("DPC_DUCKDB_MEMORY_LIMIT", raising=False)
+    assert settings.get_settings().duckdb_memory_limit == settings.DEFAULT_DUCKDB_MEMORY_LIMIT
+    profiles = (settings.DBT_PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8")
+    assert f"env_var('DPC_DUCKDB_MEMORY_LIMIT', '{settings.DEFAULT_DUCKDB_MEMORY_LIMIT}')" in profiles
+    for good in ("512MiB", "2GB", "1.5 GB"):
+        monkeypatch.setenv("DPC_DUCKDB_MEMORY_LIMIT", good)
+        settings.get_settings.cache_clear()
+        assert settings.get_settings().duckdb_memory_limit == good
+    for bad in ("1G'; drop table x; --", "lots", "80%", ""):
+        monkeypatch.setenv("DPC_DUCKDB_MEMORY_LIMIT", bad)
+        settings.get_settings.cache_clear()
+        with pytest.raises(ValueError, match="DPC_DUCKDB_MEMORY_LIMIT must be a size"):
+            settings.get_settings()

@@ -86,7 +86,7 @@ def test_a_second_process_gets_warehouse_busy_and_copy_raw_retries(loaded):
     holder = subprocess.Popen([sys.executable, "-c", HOLD, loaded.duckdb_path], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
-        with pytest.raises(WarehouseBusyError) as info, embedded.connect(loaded.duckdb_path):
+        with pytest.raises(WarehouseBusyError) as info, embedded.connect(loaded):
             pass
         assert str(info.value) == "dpc.duckdb: warehouse is locked by another writer"
         with pytest.raises(WarehouseBusyError) as info:
