@@ -219,8 +219,8 @@ def measure_import(repeat: int) -> dict[str, Any]:
     home = work / "airflow"
     env = {**base_env(), "AIRFLOW_HOME": str(home), "DPC_DATA_DIR": str(work / "data")}
     airflow_init(home, env)
-    walls: dict[str, list[float]] = {"airflow": [], "dag": [], "dbt": []}
-    inner: dict[str, list[float]] = {"airflow": [], "dag": [], "dbt": []}
+    walls: dict[str, list[float]] = {"airflow": [], "dag": [], "dbt": [], "processor": []}
+    inner: dict[str, list[float]] = {"airflow": [], "dag": [], "dbt": [], "processor": []}
     for i in range(-1, repeat):
         for kind in walls:
             out = work / f"{kind}-{i}.json"
@@ -243,6 +243,7 @@ def measure_import(repeat: int) -> dict[str, Any]:
         "import_airflow_in_process_s": median(inner["airflow"]),
         "dag_import_in_process_s": median(inner["dag"]),
         "dbt_import_in_process_s": median(inner["dbt"]),
+        "dag_beyond_processor_in_process_s": median(inner["processor"]),
     }
 
 
@@ -285,6 +286,13 @@ def restore(run: Path) -> None:
             shutil.copy2(saved, path)
 
 
+def dbt_manifest(env: dict[str, str]) -> None:
+    """``make manifest`` for this run's warehouse path, as on a deployment: dbt keys its partial-parse
+    state on the connection values, so a manifest parsed for another path would make the first task
+    of each group parse the whole project. ``main`` parses it again for the caller's environment at the end."""
+    subprocess.run([str(REPO / "scripts" / "dbt_manifest.sh")], env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def bench_scale(scale: str, variants: list[str]) -> dict[str, Any]:
     phases: dict[str, float] = {}
     began = time.perf_counter()
@@ -315,6 +323,7 @@ def bench_scale(scale: str, variants: list[str]) -> dict[str, Any]:
     began = time.perf_counter()
     env = scale_env(scale, run, run / "airflow", REPO / "dags")
     result["airflow_init_s"] = airflow_init(run / "airflow", env)
+    dbt_manifest(env)
     out = run / "dag.json"
     child = run_child(child_cmd("dag", "--out", str(out)), env, run / "dag.log")
     dag = read_json(out) if out.exists() else {"state": "no result"}
@@ -490,8 +499,11 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {"meta": meta(), "config": config, "scales_defined": SCALES, "scales": {}}
     log("DAG file import time")
     results["dag_import"] = measure_import(args.import_repeat)
-    for scale in scales:
-        results["scales"][scale] = bench_scale(scale, variants if scale in variant_scales else [])
+    try:
+        for scale in scales:
+            results["scales"][scale] = bench_scale(scale, variants if scale in variant_scales else [])
+    finally:
+        dbt_manifest(dict(os.environ))  # as `make manifest` left it
     results["growth"] = growth(results["scales"])
     results["targets"] = targets(results)
     results["meta"]["bench_wall_s"] = round(time.perf_counter() - started, 1)
@@ -534,7 +546,10 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows.append(
         {
             "target": "DAG file import ≤ 0.5 s beyond `import airflow`",
-            "measured": f"{imp['dag_beyond_airflow_s']} s (in-process {imp['dag_import_in_process_s']} s)",
+            "measured": (
+                f"{imp['dag_beyond_airflow_s']} s (in-process {imp['dag_import_in_process_s']} s; beyond what "
+                f"Airflow's DAG-file processor has loaded: {imp.get('dag_beyond_processor_in_process_s', '–')} s)"
+            ),
             "met": imp["dag_beyond_airflow_s"] <= 0.5,
         }
     )
@@ -739,7 +754,10 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"`import airflow` alone {imp['airflow_only_wall_s']} s; with `dags/dpc_elt.py` "
         f"{imp['airflow_plus_dag_wall_s']} s: **{imp['dag_beyond_airflow_s']} s beyond `import airflow`** "
-        f"(timed inside the interpreter: {imp['dag_import_in_process_s']} s). Importing dbt's runner and "
+        f"(timed inside the interpreter: {imp['dag_import_in_process_s']} s). Beyond what Airflow's DAG-file "
+        f"processor (`airflow.dag_processing.processor`) has imported before it reads a DAG file: "
+        f"{imp.get('dag_beyond_processor_in_process_s', '–')} s (Cosmos imports `airflow.models`, which "
+        "`import airflow` alone does not load). Importing dbt's runner and "
         f"the duckdb adapter after Airflow, as each Cosmos task process does: {imp['dbt_import_in_process_s']} s.",
         "",
         "## Targets of issue 8",
@@ -770,14 +788,18 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 def child_import(kind: str, out: str) -> None:
     """One fresh interpreter: ``import airflow`` and then, for kind ``dag``, the DAG file (as the
-    dag-processor does) or, for kind ``dbt``, dbt's runner and adapter (as a Cosmos task does)."""
+    dag-processor does) or, for kind ``dbt``, dbt's runner and adapter (as a Cosmos task does). Kind
+    ``processor`` first imports Airflow's DAG-file processor, whose process parses DAG files, then
+    the DAG file: what parsing costs beyond what that process has loaded already."""
     import importlib.util
 
     started = time.perf_counter()
-    import airflow  # noqa: F401
+    import airflow
 
+    if kind == "processor":
+        import airflow.dag_processing.processor  # noqa: F401
     after_airflow = time.perf_counter()
-    if kind == "dag":
+    if kind in ("dag", "processor"):
         spec = importlib.util.spec_from_file_location("dpc_elt_dag_file", REPO / "dags" / "dpc_elt.py")
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
