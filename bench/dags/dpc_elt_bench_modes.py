@@ -64,7 +64,8 @@ def _group(variant: str, group_id: str, select: list[str]):
 
 
 def _stage_tasks():
-    """task_per_stage: one dbt invocation per ASL state."""
+    """task_per_stage: one dbt invocation per ASL state, each with a partial-parse cache as a group has."""
+    from cosmos import settings as cosmos_settings
     from cosmos.operators.local import DbtBuildLocalOperator, DbtRunLocalOperator
 
     configs = cosmos_config._configs()
@@ -74,9 +75,18 @@ def _stage_tasks():
         "invocation_mode": configs["execution_config"].invocation_mode,
         **_operator_args(),
     }
-    stage = DbtRunLocalOperator(task_id="build_stage", select=cosmos_config.STAGE_SELECT, **common)
+    stage = DbtRunLocalOperator(
+        task_id="build_stage",
+        select=cosmos_config.STAGE_SELECT,
+        cache_dir=cosmos_settings.cache_dir / "bench__build_stage",
+        **common,
+    )
     mart = DbtBuildLocalOperator(
-        task_id="build_mart", select=cosmos_config.MART_SELECT, dbt_cmd_flags=MODELS_AND_SEEDS, **common
+        task_id="build_mart",
+        select=cosmos_config.MART_SELECT,
+        dbt_cmd_flags=MODELS_AND_SEEDS,
+        cache_dir=cosmos_settings.cache_dir / "bench__build_mart",
+        **common,
     )
     return stage, mart
 
