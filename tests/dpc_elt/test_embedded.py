@@ -161,14 +161,3 @@ def test_every_warehouse_connection_carries_the_memory_cap(cfg):
     capped = dataclasses.replace(cfg, duckdb_memory_limit="256MiB")
     with embedded.connect(capped) as con:
         assert con.execute("select current_setting('memory_limit')").fetchone() == ("256.0 MiB",)
-
-
-def test_dbt_gets_the_same_month_warehouse_and_cap_as_the_loader():
-    from dpc_elt import cosmos_config
-
-    cfg = settings.get_settings()
-    env = cosmos_config.dbt_env()
-    assert env["DPC_DUCKDB_PATH"] == cfg.duckdb_path
-    assert env["DPC_DUCKDB_MEMORY_LIMIT"] == cfg.duckdb_memory_limit
-    assert env["DPC_YYYYMM"] == cosmos_config.MONTH_TEMPLATE
-    assert "vars" not in cosmos_config.operator_args()  # a changed --vars re-parses the whole dbt project
