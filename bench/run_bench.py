@@ -1092,10 +1092,10 @@ def _harness() -> dict[str, float]:
     return harness
 
 
-def _default_memory_limit() -> str:
+def _duckdb_memory_limit() -> str:
     from dpc_elt import settings
 
-    return settings.DEFAULT_DUCKDB_MEMORY_LIMIT
+    return settings.get_settings().duckdb_memory_limit
 
 
 def child_dag(out: str) -> None:
@@ -1109,7 +1109,7 @@ def child_dag(out: str) -> None:
     dag_run = run_month(MONTH, dag_folder=str(REPO / "dags"))
     summary = _run_summary(dag_run, time.perf_counter() - started)
     summary["harness"] = harness
-    summary["duckdb_memory_limit"] = os.environ.get("DPC_DUCKDB_MEMORY_LIMIT") or _default_memory_limit()
+    summary["duckdb_memory_limit"] = _duckdb_memory_limit()
     for s in stats.values():
         seconds = s["stage_s"] + s["insert_s"]
         s["rows_per_s"] = round(s["records"] / seconds) if seconds else 0
