@@ -57,18 +57,6 @@ SCALES: dict[str, dict[str, int]] = {
 }
 VARIANTS = ("local_dbt_runner", "watcher", "task_per_stage")
 DEFAULT_VARIANTS = VARIANTS
-STEPS = (
-    "validate_manifest",
-    "copy_raw",
-    "build_stage",
-    "rollback_stage",
-    "build_mart",
-    "compute_readmit",
-    "dbt_tests",
-    "export_parquet",
-    "notify_success",
-    "notify_failure",
-)
 DBT_STEPS = ("build_stage", "build_mart", "dbt_tests")
 PARTIAL_PARSE_MISS = "Unable to do partial parsing"
 TIMEOUT_S = 4 * 3600
@@ -736,7 +724,8 @@ def render_markdown(results: dict[str, Any]) -> str:
 
     lines += ["", "## Per ASL step (sum of task durations; ×limit)", "", "| step | tasks | " + " | ".join(names) + " |"]
     lines.append("|---|---|" + "---|" * len(names))
-    for step in STEPS:
+    # The children record steps in the DAG's order (_steps); the union keeps it across scales.
+    for step in dict.fromkeys(step for s in names for step in scales[s]["dag"].get("steps", {})):
         present = [scales[s]["dag"].get("steps", {}).get(step) for s in names]
         if not any(present):
             continue
@@ -1014,7 +1003,10 @@ def _task_rows(dag_run: Any) -> list[dict[str, Any]]:
 
 
 def _steps(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per top-level task or group: sum of durations, span first start → last end, task count."""
+    """Per top-level task or group: sum of durations, span first start → last end, task count; in the
+    order of the DAG's ASL steps (``dpc_elt.steps.STEP_IDS``), then the notifications as they ran."""
+    from dpc_elt.steps import STEP_IDS
+
     steps: dict[str, dict[str, Any]] = {}
     for t in tasks:
         if t["duration_s"] is None:
@@ -1030,7 +1022,8 @@ def _steps(tasks: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             (datetime.fromisoformat(s.pop("end")) - datetime.fromisoformat(s.pop("start"))).total_seconds(), 3
         )
         s["sum_s"] = round(s["sum_s"], 3)
-    return steps
+    position = {step: i for i, step in enumerate(STEP_IDS)}
+    return dict(sorted(steps.items(), key=lambda item: position.get(item[0], len(position))))
 
 
 def _run_summary(dag_run: Any, wall: float) -> dict[str, Any]:
