@@ -3,12 +3,18 @@
 # a venv whose pins already match is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PYTHON=${PYTHON:-python3}
+# The Makefile puts .venv/bin first on PATH, and the venv's python3 has no pip: the interpreter that
+# builds the venv (and installs uv) is looked up on PATH without it.
+venv_bin="$PWD/.venv/bin"
+outside_path=$(printf '%s' ":$PATH:" | sed "s#:$venv_bin:#:#g; s#^:##; s#:\$##")
+PYTHON=${PYTHON:-$(PATH=$outside_path command -v python3)}
+# pip --user puts uv in ~/.local/bin, which need not be on PATH: a second make must find it there.
+export PATH="$PATH:$HOME/.local/bin"
 if ! command -v uv >/dev/null 2>&1; then
   echo "==> installing uv (the fast pip) for this user"
   "$PYTHON" -m pip install --quiet --user uv 2>/dev/null || "$PYTHON" -m pip install --quiet uv
-  export PATH="$HOME/.local/bin:$PATH"
 fi
+command -v uv >/dev/null 2>&1 || { echo "install.sh: uv was installed but is not on PATH or in ~/.local/bin" >&2; exit 1; }
 stamp=.venv/.requirements.sha256
 # The stamp also names the install options: a venv made without byte-code is made again.
 want="$(sha256sum requirements/local.txt | cut -d' ' -f1) compiled"
