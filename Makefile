@@ -14,7 +14,8 @@ export DO_NOT_TRACK := 1
 export PYTHONPATH := $(CURDIR)/plugins
 export DPC_DATA_DIR ?= $(CURDIR)/data
 export DPC_DUCKDB_PATH ?= $(DPC_DATA_DIR)/warehouse/dpc.duckdb
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+# uv installs into ~/.local/bin (scripts/install.sh), which need not be on the caller's PATH.
+export PATH := $(CURDIR)/$(BIN):$(PATH):$(HOME)/.local/bin
 
 DEMO_MONTHS ?= 202503-202505
 YYYYMM ?= 202504
@@ -35,7 +36,7 @@ manifest: install ## Build include/dbt/target/manifest.json, which the DAG rende
 	@scripts/dbt_manifest.sh
 
 generate: install ## Write synthetic DPC files for DEMO_MONTHS under data/raw
-	$(BIN)/python -m dpc_elt.synthetic --facilities 3 --months $(DEMO_MONTHS) --out $(DPC_DATA_DIR)/raw --seed 1
+	$(BIN)/python -m dpc_elt.dev.synthetic --facilities 3 --months $(DEMO_MONTHS) --out $(DPC_DATA_DIR)/raw --seed 1
 
 demo: install manifest ## From a fresh clone: generate data and run the whole DAG for each demo month
 	@scripts/demo.sh $(DEMO_MONTHS)
@@ -64,9 +65,10 @@ backfill-services: install ## One backfill run per month on running services: ma
 services-down: ## Stop what services-up started
 	@scripts/services.sh down
 
-lint: install ## ruff (with Airflow AIR rules) and ruff format --check; SQL parsing is in tests/sql
+lint: install ## ruff (with Airflow AIR rules), ruff format --check, import layers (lint-imports); SQL parsing is in tests/sql
 	$(BIN)/ruff check dags plugins tests bench
 	$(BIN)/ruff format --check dags plugins tests bench
+	$(BIN)/lint-imports --no-cache
 
 fmt: install ## Format Python
 	$(BIN)/ruff check --fix dags plugins tests bench

@@ -30,12 +30,11 @@ the Parquet files, `_manifest.json` and `_quality_report.html` (rows per file an
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, Param, chain
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable, Param, chain
 
-from dpc_elt import faults, steps
+from dpc_elt.core.params import TIMEZONE, param_schemas
 from dpc_elt.notify import record_failure
-from dpc_elt.params import TIMEZONE, param_schemas
+from dpc_elt.orchestration import steps
 
 with DAG(
     dag_id="dpc_elt",
@@ -46,13 +45,7 @@ with DAG(
     catchup=False,
     max_active_runs=1,
     params={name: Param(**schema) for name, schema in param_schemas().items()},
-    # pre_execute: a fault hook, inert unless DPC_FAULT names "task:<task_id>" (tests/reliability).
-    default_args={
-        "owner": "dpc-elt",
-        "retries": 0,
-        "on_failure_callback": record_failure,
-        "pre_execute": faults.task_started,
-    },
+    default_args={"owner": "dpc-elt", "retries": 0, "on_failure_callback": record_failure},
     tags=["dpc", "elt"],
 ):
     validate_manifest = steps.validate_manifest()

@@ -4,8 +4,8 @@
 **Redshift (production).** `analyze_compression_<schema>__<table>`: one `ANALYZE COMPRESSION` per
 table (it locks the table), chained one at a time, then `report_compression` sends the recommended
 encodings, biggest saving first, to Slack and the log.
-**Embedded (DuckDB).** `report_compression` (in the `dpc_warehouse` pool) reads
-`pragma_storage_info` and reports the compression DuckDB chose per column.
+**Embedded (DuckDB).** `analyze_compression_warehouse` reads `pragma_storage_info` and reports the
+columns DuckDB keeps uncompressed; `report_compression` sends it.
 
 Mid-month, away from the early-month deliveries and the Sunday VACUUM. A report, not a change:
 encodings change only through the dbt model config (or stay ENCODE AUTO).
@@ -23,11 +23,10 @@ Task logs (every recommendation), the monthly notice, `docs/runbook.md`, `docs/d
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable
 
-from dpc_elt import maintenance
-from dpc_elt.params import TIMEZONE
+from dpc_elt.core.params import TIMEZONE
+from dpc_elt.orchestration import maintenance
 
 with DAG(
     dag_id="dpc_maintenance_monthly",

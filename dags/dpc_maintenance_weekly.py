@@ -3,14 +3,14 @@
 
 **Redshift (production).** `vacuum_<schema>__<table>`: one `VACUUM` per table, each its own Data API
 statement (VACUUM cannot run in a transaction), chained so one runs at a time; then
-`read_table_health` (SVV_TABLE_INFO) and `check_table_health`.
-**Embedded (DuckDB).** `checkpoint_warehouse` (DuckDB's VACUUM equivalent, in the `dpc_warehouse`
-pool), then `check_table_health`.
+`check_table_health` (SVV_TABLE_INFO).
+**Embedded (DuckDB).** `vacuum_warehouse` (CHECKPOINT, DuckDB's VACUUM equivalent), then
+`check_table_health`. Every task takes the `dpc_warehouse` pool: maintenance never runs beside a load.
 
 `check_table_health` alerts (Slack, or the outbox locally, and the log) when a table is over a
 threshold of the operations design: unsorted or unused share of 20 % or more (VACUUM FULL
 recommended), slice skew above 20 % (review the distribution key), 100 million rows or more changed
-since the last ANALYZE (ANALYZE recommended). Thresholds live in `dpc_elt.operations`.
+since the last ANALYZE (ANALYZE recommended). Thresholds live in `dpc_elt.ops.thresholds`.
 
 **Re-run.** Safe at any time: clear the failed task (VACUUM is idempotent); a cleared `vacuum_*`
 task goes on with the next table.
@@ -19,7 +19,7 @@ task goes on with the next table.
 - a `vacuum_*` task failed: usually a lock or the 600 s query limit; clear it, or run the statement
   from its doc by hand (see `docs/runbook.md`, "Storage pressure").
 - `check_table_health` alerted: the notice names table, value and the command to run by hand.
-- `checkpoint_warehouse` failed with a locked warehouse: a pipeline run held the file; clear it.
+- `vacuum_warehouse` failed with a locked warehouse: a pipeline run held the file; clear it.
 
 ## Where to look
 Task logs (every table's numbers), `docs/runbook.md`, `docs/decisions.md` ("Operations seed").
@@ -28,11 +28,10 @@ Task logs (every table's numbers), `docs/runbook.md`, `docs/decisions.md` ("Oper
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable
 
-from dpc_elt import maintenance
-from dpc_elt.params import TIMEZONE
+from dpc_elt.core.params import TIMEZONE
+from dpc_elt.orchestration import maintenance
 
 with DAG(
     dag_id="dpc_maintenance_weekly",

@@ -29,11 +29,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG
-from airflow.timetables.trigger import CronTriggerTimetable
+from airflow.sdk import DAG, CronTriggerTimetable
 
-from dpc_elt import maintenance
-from dpc_elt.params import TIMEZONE
+from dpc_elt.core.params import TIMEZONE
+from dpc_elt.orchestration import maintenance
 
 with DAG(
     dag_id="dpc_metrics",

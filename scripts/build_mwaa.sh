@@ -31,14 +31,17 @@ PY=$ROOT/.venv/bin/python
 CONSTRAINTS=mwaa/constraints-3.3.1.txt
 MWAA_DAGS=/usr/local/airflow/dags
 export PYTHONPATH="$PWD/plugins" DO_NOT_TRACK=1 DBT_SEND_ANONYMOUS_USAGE_STATS=false
+# uv (scripts/install.sh) lives in ~/.local/bin, which need not be on the caller's PATH.
+export PATH="$PATH:$HOME/.local/bin"
 
 OUT=$(mkdir -p "$OUT" && cd "$OUT" && pwd)
 case "$OUT" in /|"$ROOT"|"$ROOT/dags"|"$ROOT/plugins") echo "refusing to build into $OUT" >&2; exit 2 ;; esac
 echo "==> checking $ENV_FILE"
 "$PY" - "$ENV_FILE" "$OUT/startup.settings" <<'EOF'
 import re, sys
-from dpc_elt import production
-from dpc_elt.s3 import S3Uri
+from dpc_elt.backends.redshift import data_api
+from dpc_elt.backends.redshift.s3 import S3Uri
+from dpc_elt.notify.channels import SNS_TOPIC_PATTERN
 
 REQUIRED = ("DPC_ENVIRONMENT", "DPC_S3_BUCKET", "DPC_REDSHIFT_WORKGROUP", "DPC_REDSHIFT_DATABASE",
             "DPC_REDSHIFT_IAM_ROLE_ARN", "DPC_REDSHIFT_HOST", "DPC_REDSHIFT_REGION")
@@ -63,10 +66,10 @@ checks = {
     "DPC_S3_BUCKET": lambda v: S3Uri(v),
     "DPC_RAW_ROOT": S3Uri.parse,
     "DPC_PROCESSED_ROOT": S3Uri.parse,
-    "DPC_REDSHIFT_WORKGROUP": production.WORKGROUP_PATTERN.fullmatch,
-    "DPC_REDSHIFT_DATABASE": production.DATABASE_PATTERN.fullmatch,
-    "DPC_REDSHIFT_IAM_ROLE_ARN": production.IAM_ROLE_PATTERN.fullmatch,
-    "DPC_SNS_TOPIC_ARN": production.SNS_TOPIC_PATTERN.fullmatch,
+    "DPC_REDSHIFT_WORKGROUP": data_api.WORKGROUP_PATTERN.fullmatch,
+    "DPC_REDSHIFT_DATABASE": data_api.DATABASE_PATTERN.fullmatch,
+    "DPC_REDSHIFT_IAM_ROLE_ARN": data_api.IAM_ROLE_PATTERN.fullmatch,
+    "DPC_SNS_TOPIC_ARN": SNS_TOPIC_PATTERN.fullmatch,
 }
 for key, check in checks.items():
     if values.get(key):
@@ -99,7 +102,13 @@ echo "==> $OUT/plugins.zip, requirements.txt, startup.sh"
 import sys, zipfile
 from pathlib import Path
 root = Path("plugins")
-files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+# dpc_elt/dev (synthetic data, the local runner, the fault drill) is for laptops and tests only.
+dev = root / "dpc_elt" / "dev"
+files = sorted(
+    p
+    for p in root.rglob("*")
+    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc" and dev not in p.parents
+)
 with zipfile.ZipFile(sys.argv[1], "w", zipfile.ZIP_DEFLATED) as archive:
     for path in files:
         info = zipfile.ZipInfo(str(path.relative_to(root)), date_time=(2020, 1, 1, 0, 0, 0))
@@ -126,8 +135,10 @@ case "$exported" in
 esac
 "$PY" - "$OUT/plugins.zip" <<'EOF'
 import subprocess, sys
-code = ("import sys; sys.path.insert(0, sys.argv[1]); import dpc_elt, dpc_elt.production, dpc_elt.s3; "
-        "assert dpc_elt.__file__.startswith(sys.argv[1]), dpc_elt.__file__; print('    plugins.zip imports', dpc_elt.__file__)")
+code = ("import sys, importlib.util; sys.path.insert(0, sys.argv[1]); import dpc_elt, dpc_elt.backends.redshift; "
+        "assert dpc_elt.__file__.startswith(sys.argv[1]), dpc_elt.__file__; "
+        "assert importlib.util.find_spec('dpc_elt.dev') is None, 'dpc_elt.dev must not ship'; "
+        "print('    plugins.zip imports', dpc_elt.__file__, '(no dpc_elt.dev)')")
 subprocess.run([sys.executable, "-c", code, sys.argv[1]], check=True, env={"PATH": "/usr/bin:/bin"})
 EOF
 if [ "$RESOLVE" = 1 ]; then
@@ -144,26 +155,22 @@ find "$OUT/dags/include/dbt/target" -type f ! -name manifest.json -delete
 rm -rf "$dbt_log"
 test -s "$OUT/dags/include/dbt/target/manifest.json"
 echo "    dbt parse --target redshift: include/dbt/target/manifest.json"
-if "$PY" -c "import sys; from dpc_elt import settings; sys.exit(0 if 'production' in settings.BACKEND_MODULES else 1)"; then
-  parse_log=$(mktemp)
-  if (set -a; . "$ENV_FILE"; set +a
-      export DPC_BACKEND=production DPC_INCLUDE_DIR="$OUT/dags/include" AIRFLOW_HOME="$(mktemp -d)" \
-        AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__COSMOS__ENABLE_TELEMETRY=False PYTHONPATH="$OUT/plugins.zip"
-      "$PY" -c "
+parse_log=$(mktemp)
+if (set -a; . "$ENV_FILE"; set +a
+    export DPC_BACKEND=production DPC_INCLUDE_DIR="$OUT/dags/include" AIRFLOW_HOME="$(mktemp -d)" \
+      AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__COSMOS__ENABLE_TELEMETRY=False PYTHONPATH="$OUT/plugins.zip"
+    "$PY" -c "
 import sys
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[1])
 if bag.import_errors:
-    sys.exit(f'DAG import errors: {bag.import_errors}')
+  sys.exit(f'DAG import errors: {bag.import_errors}')
 print('    dags parse on the production backend:', ', '.join(sorted(bag.dags)))
 " "$OUT/dags") >"$parse_log" 2>&1; then
-    tail -n 1 "$parse_log"
-    rm -f "$parse_log"
-  else
-    cat "$parse_log" >&2
-    exit 1
-  fi
+  tail -n 1 "$parse_log"
+  rm -f "$parse_log"
 else
-  echo "    (production is not in settings.BACKEND_MODULES yet: DAG parse check skipped)"
+  cat "$parse_log" >&2
+  exit 1
 fi
 echo "==> $OUT ready: upload dags/ (sync), plugins.zip, requirements.txt and startup.sh (docs/deploy-mwaa.md)"

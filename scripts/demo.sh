@@ -9,7 +9,7 @@ from=${range%-*}; to=${range#*-}
 started=$SECONDS
 if [ ! -f "$DPC_DATA_DIR/raw/yyyymm=$to/_manifest.json" ]; then
   echo "==> step 1/3: generating synthetic DPC files for $range under $DPC_DATA_DIR/raw"
-  python -m dpc_elt.synthetic --facilities 3 --months "$range" --out "$DPC_DATA_DIR/raw" --seed 1
+  python -m dpc_elt.dev.synthetic --facilities 3 --months "$range" --out "$DPC_DATA_DIR/raw" --seed 1
 else
   echo "==> step 1/3: synthetic DPC files for $range already under $DPC_DATA_DIR/raw (delete them to regenerate)"
 fi

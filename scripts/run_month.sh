@@ -18,7 +18,7 @@ for yyyymm in "$@"; do
   started=$SECONDS
   echo "==> month $n/$total: dpc_elt for $yyyymm (started $(date +%H:%M:%S))"
   log="$AIRFLOW_HOME/run-$yyyymm.log"
-  if ! python -m dpc_elt.run_local --yyyymm "$yyyymm" --progress-fd 3 3>&1 >"$log" 2>&1; then
+  if ! python -m dpc_elt.dev.run_local --yyyymm "$yyyymm" --progress-fd 3 3>&1 >"$log" 2>&1; then
     tail -n 40 "$log"
     echo "<== month $n/$total: dpc_elt for $yyyymm FAILED after $((SECONDS - started)) s: full log in $log" >&2
     exit 1

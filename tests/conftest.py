@@ -7,6 +7,7 @@ embedded default needs none. The dbt manifest that the DAG renders from is built
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -29,6 +30,10 @@ os.environ.update(
         "DPC_MANIFEST_POKE_SECONDS": "1",
     }
 )
+# The fault drill's cluster policy (dpc_elt.dev.faults), as scripts/airflow_init.sh installs it for
+# local homes; Airflow imports it when it loads, so it is in place before any test imports Airflow.
+(_SESSION_DIR / "airflow" / "config").mkdir(parents=True)
+shutil.copy(REPO / "plugins" / "dpc_elt" / "dev" / "airflow_local_settings.py", _SESSION_DIR / "airflow" / "config")
 for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_DUCKDB_PATH", "DPC_OUTBOX_PATH", "DPC_SLACK_CONN_ID"):
     os.environ.pop(name, None)
 
@@ -46,7 +51,7 @@ def _isolated_dpc_environment():
     for name in [name for name in os.environ if name.startswith("DPC_") and name not in before]:
         del os.environ[name]
     os.environ.update(before)
-    from dpc_elt.settings import get_settings
+    from dpc_elt.core.settings import get_settings
 
     get_settings.cache_clear()
 

@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from dpc_elt import formats
+from dpc_elt.core import formats
 
 CASE_KEY = ("facility_cd", "patient_id", "admission_date", "admission_seq_no")
 # The §3 columns of mart.fact_case_summary besides the case key.

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dpc_elt import settings
+from dpc_elt.core import settings
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 PRODUCTION = {
@@ -22,7 +22,7 @@ PRODUCTION = {
 def load(env: dict[str, str]):
     from airflow.dag_processing.dagbag import DagBag
 
-    from dpc_elt import cosmos_config
+    from dpc_elt.orchestration import cosmos_config
 
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():

@@ -45,8 +45,8 @@ def test_parse_time_within_budget(dagbag):
 def test_schedule_is_daily_0300_tokyo(dagbag):
     dag = dagbag.dags["dpc_elt"]
     timetable = dag.timetable
-    assert timetable.summary == "0 3 * * *"
-    assert str(timetable._timezone) == "Asia/Tokyo"
+    assert timetable.expression == "0 3 * * *"
+    assert str(timetable.timezone) == "Asia/Tokyo"
     assert dag.max_active_runs == 1
     assert dag.catchup is False
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dpc_elt import formats, settings, sqlfiles
+from dpc_elt.core import formats, settings, sqlfiles
 from tests import contract
 
 COMPUTE_READMIT_FILES = (

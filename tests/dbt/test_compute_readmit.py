@@ -31,7 +31,7 @@ from readmit_support import (
     write_fct_cases,
 )
 
-from dpc_elt import sqlfiles
+from dpc_elt.core import sqlfiles
 
 
 class Warehouse:

@@ -15,7 +15,8 @@ import subprocess
 
 import pytest
 
-from dpc_elt import cosmos_config, settings
+from dpc_elt.core import settings
+from dpc_elt.orchestration import cosmos_config
 
 REPO = settings.DBT_PROJECT_DIR.parents[1]
 

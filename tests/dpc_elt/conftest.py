@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from dpc_elt import formats
+from dpc_elt.core import formats
 
 FACILITY = "131000123"
 YYYYMM = "202504"

@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from dpc_elt import formats
+from dpc_elt.core import formats
 from tests.contract import expected_summary, summary_by_key
 
 pytestmark = pytest.mark.e2e
@@ -27,7 +27,7 @@ def query(database: str, sql: str) -> tuple[list[tuple], list[str]]:
 
 @pytest.fixture
 def three_months(month_env):
-    from dpc_elt import synthetic
+    from dpc_elt.dev import synthetic
 
     raw = Path(month_env.raw_root)
     synthetic.main(["--facilities", "2", "--months", "202503-202505", "--out", str(raw), "--seed", "7", "--quiet"])
@@ -35,7 +35,7 @@ def three_months(month_env):
 
 
 def test_three_months_end_to_end(three_months):
-    from dpc_elt.run_local import run_month
+    from dpc_elt.dev.run_local import run_month
 
     cfg = three_months
     raw = Path(cfg.raw_root)
@@ -86,7 +86,7 @@ def test_three_months_end_to_end(three_months):
 
 
 def test_bad_line_fails_the_run_names_file_and_line_and_loads_nothing(three_months):
-    from dpc_elt.run_local import run_month
+    from dpc_elt.dev.run_local import run_month
 
     cfg = three_months
     assert str(run_month("202503").state) == "success"

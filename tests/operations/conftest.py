@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from dpc_elt import settings
+from dpc_elt.core import settings
 from tests.operations.support import SEED_COPY
 
 

@@ -11,7 +11,16 @@ import duckdb
 import pendulum
 import pytest
 
-from dpc_elt import maintenance, operations
+from dpc_elt.backends import embedded
+from dpc_elt.backends.embedded import DATABASE_TARGET, EmbeddedBackend
+from dpc_elt.ops import thresholds
+from dpc_elt.ops.health import evaluate_health
+from dpc_elt.orchestration import maintenance
+
+
+def analyze(cfg, layers) -> dict[str, int]:
+    with embedded.connect(cfg) as con:
+        return embedded.analyze(con, layers)
 
 
 def warehouse(path: str, *, y1_rows: int = 3000, dropped_rows: int = 0) -> None:
@@ -42,7 +51,7 @@ def notices(cfg) -> list[dict]:
 
 def test_in_batch_analyze_runs_on_existing_tables_and_logs_row_counts(cfg):
     warehouse(cfg.duckdb_path)
-    assert operations.analyze(cfg, ("raw", "stage", "mart")) == {"raw.y1": 3000, "stage.stg_dpc__d": 10}
+    assert analyze(cfg, ("raw", "stage", "mart")) == {"raw.y1": 3000, "stage.stg_dpc__d": 10}
     con = duckdb.connect(cfg.duckdb_path, read_only=True)
     logged = con.execute("select schema_name, table_name, row_count from ops.analyze_log order by 1, 2").fetchall()
     con.close()
@@ -51,27 +60,27 @@ def test_in_batch_analyze_runs_on_existing_tables_and_logs_row_counts(cfg):
 
 def test_unknown_layer_is_refused(cfg):
     with pytest.raises(ValueError):
-        operations.analyze(cfg, ("raw", "public"))
+        analyze(cfg, ("raw", "public"))
 
 
 def test_rows_changed_since_analyze(cfg):
     warehouse(cfg.duckdb_path, y1_rows=3000)
-    health = {h.name: h for h in operations.embedded_health(cfg)}
+    health = {h.name: h for h in EmbeddedBackend(cfg).health()}
     assert health["raw.y1"].rows_since_analyze == 3000  # never analyzed: every row counts
-    operations.analyze(cfg, ("raw",))
+    analyze(cfg, ("raw",))
     warehouse(cfg.duckdb_path, y1_rows=3500)
-    health = {h.name: h for h in operations.embedded_health(cfg)}
+    health = {h.name: h for h in EmbeddedBackend(cfg).health()}
     assert health["raw.y1"].rows_since_analyze == 500
     assert health["raw.y1"].skew_pct is None and health["raw.y1"].unsorted_pct is None  # no such thing in DuckDB
 
 
 def test_weekly_checkpoint_reclaims_the_dropped_table_and_the_check_flags_the_file(cfg):
     warehouse(cfg.duckdb_path, dropped_rows=300_000)
-    sizes = maintenance.checkpoint_warehouse(cfg)
+    sizes = EmbeddedBackend(cfg).vacuum(DATABASE_TARGET)
     assert sizes["free_blocks_before"] == 0 and sizes["free_blocks_after"] > 0
-    (file_health,) = [h for h in operations.embedded_health(cfg) if h.name.startswith("file ")]
-    assert file_health.unused_pct > operations.VACUUM_FULL_SHARE_PCT
-    (finding,) = operations.evaluate_health([file_health], "duckdb")
+    (file_health,) = [h for h in EmbeddedBackend(cfg).health() if h.name.startswith("file ")]
+    assert file_health.unused_pct > thresholds.VACUUM_FULL_SHARE_PCT
+    (finding,) = evaluate_health([file_health], EmbeddedBackend(cfg))
     assert finding.check == "vacuum_full"
 
 
@@ -80,19 +89,22 @@ def weekly_callables():
 
     with DAG("t_weekly", schedule=None, start_date=pendulum.datetime(2025, 1, 1)) as dag:
         maintenance.weekly_tasks()
-    return {task.task_id: task.python_callable for task in dag.tasks}
+    return {
+        task.task_id: getattr(task, "python_callable", None) or (lambda task=task, **context: task.execute(context))
+        for task in dag.tasks
+    }
 
 
 def test_weekly_tasks_alert_only_on_findings(cfg, context):
     tasks = weekly_callables()
     warehouse(cfg.duckdb_path)
-    operations.analyze(cfg, ("raw", "stage"))
-    tasks["checkpoint_warehouse"]()
+    analyze(cfg, ("raw", "stage"))
+    tasks["vacuum_warehouse"]()
     assert tasks["check_table_health"](**context) == []
     assert not Path(cfg.outbox_path).exists()  # nothing to say, nothing sent
 
     warehouse(cfg.duckdb_path, dropped_rows=300_000)
-    tasks["checkpoint_warehouse"]()
+    tasks["vacuum_warehouse"]()
     (finding,) = tasks["check_table_health"](**context)
     assert finding.startswith("file dpc.duckdb: vacuum_full")
     (notice,) = notices(cfg)
@@ -105,23 +117,36 @@ def test_monthly_storage_report(cfg, context):
     from airflow.sdk import DAG
 
     warehouse(cfg.duckdb_path)
-    report = maintenance.embedded_storage_report(cfg)
-    assert set(report) == {"raw.y1", "stage.stg_dpc__d"}
-    assert set(report["raw.y1"]) == {"yyyymm", "facility_cd", "item_code"}
-    assert all(sum(codecs.values()) == 3000 for codecs in report["raw.y1"].values())
+    lines = EmbeddedBackend(cfg).analyze_compression(DATABASE_TARGET)
+    assert lines == ["every stored column is compressed; DuckDB picks the codec per segment at checkpoint"]
 
     with DAG("t_monthly", schedule=None, start_date=pendulum.datetime(2025, 1, 1)) as dag:
         maintenance.monthly_tasks()
-    notes = dag.task_dict["report_compression"].python_callable(**context)
+    assert [t.task_id for t in dag.topological_sort()] == ["analyze_compression_warehouse", "report_compression"]
+    pulled = dag.task_dict["analyze_compression_warehouse"].execute(context)
+
+    class TI:
+        dag_id, run_id, task_id = context["ti"].dag_id, context["ti"].run_id, "report_compression"
+
+        def xcom_pull(self, task_ids):
+            return [pulled]
+
+    notes = dag.task_dict["report_compression"].python_callable(**{**context, "ti": TI()})
     (notice,) = notices(cfg)
-    assert notice["status"] == "SUCCESS" and notice["notes"][1:] == notes
-    assert notice["counts"] == {"raw.y1": 3, "stage.stg_dpc__d": 2}
+    assert notice["status"] == "SUCCESS" and notice["notes"][1:] == notes == lines
 
 
-def test_uncompressed_columns_are_the_ones_reported():
-    report = {"raw.y1": {"a": {"Uncompressed": 10, "RLE": 5}, "b": {"DICT_FSST": 15}}, "raw.d": {"c": {"ALP": 3}}}
-    assert maintenance.storage_report_notes(report) == ["raw.y1: stored uncompressed: a"]
-    assert maintenance.storage_report_notes({"raw.d": {"c": {"ALP": 3}}})[0].startswith("every stored column")
+def test_uncompressed_columns_are_the_ones_reported(cfg):
+    path = cfg.duckdb_path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(path)
+    con.execute("create schema raw; create table raw.y1 (a varchar, b varchar)")
+    con.execute("pragma force_compression='uncompressed'")
+    con.execute("insert into raw.y1 select range::varchar, 'x' from range(3000)")
+    con.execute("checkpoint")
+    con.close()
+    (line,) = EmbeddedBackend(cfg).analyze_compression(DATABASE_TARGET)
+    assert line.startswith("raw.y1: stored uncompressed: ")
 
 
 def test_failure_callback_names_the_task_and_error_type_only(cfg, context):

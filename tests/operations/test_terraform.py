@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from dpc_elt import operations
+from dpc_elt.core import copy_errors
+from dpc_elt.ops import thresholds
 from tests.operations.support import SEED_COPY, SEED_SOURCE, TERRAFORM, seed_number
 
 MODULE = TERRAFORM / "modules" / "operations"
@@ -215,15 +216,15 @@ def test_elt_delay_alarm(seed_text):
     assert (
         resolve(a["threshold"])
         == seed_number(condition, r"ELTExecutionDelay > (\d+)")
-        == operations.ELT_DELAY_ALARM_MINUTES
+        == thresholds.ELT_DELAY_ALARM_MINUTES
     )
     points = seed_number(condition, r"(\d+) データポイント連続")
     assert resolve(a["evaluation_periods"]) == resolve(a["datapoints_to_alarm"]) == points
     assert a["comparison_operator"] == "GreaterThanThreshold" and a["statistic"] == "Maximum"
     assert resolve(a["period"]) == 300  # dpc_metrics publishes every 5 minutes
-    assert (a["namespace"], a["metric_name"]) == ("${local.custom_namespace}", operations.ELT_DELAY_METRIC)
-    assert module_locals()["custom_namespace"] == operations.METRIC_NAMESPACE
-    assert a["dimensions"] == {operations.ENVIRONMENT_DIMENSION: "${var.environment}"}
+    assert (a["namespace"], a["metric_name"]) == ("${local.custom_namespace}", thresholds.ELT_DELAY_METRIC)
+    assert module_locals()["custom_namespace"] == thresholds.METRIC_NAMESPACE
+    assert a["dimensions"] == {thresholds.ENVIRONMENT_DIMENSION: "${var.environment}"}
     assert a["treat_missing_data"] == "breaching"
 
 
@@ -236,11 +237,11 @@ def test_copy_error_alarm_and_its_metric_filter(seed_text):
     metric_filter = RESOURCES["aws_cloudwatch_log_metric_filter.copy_errors"]
     (transformation,) = metric_filter["metric_transformation"]
     assert (transformation["name"], transformation["namespace"]) == (
-        operations.COPY_ERROR_METRIC,
+        copy_errors.COPY_ERROR_METRIC,
         "${local.custom_namespace}",
     )
     term = metric_filter["pattern"].strip('\\"')
-    assert term == operations.COPY_ERROR_EVENT and operations.copy_error_line("x.txt", 1).startswith(term)
+    assert term == copy_errors.COPY_ERROR_EVENT and copy_errors.copy_error_line("x.txt", 1).startswith(term)
     assert "copy_errors" in a["metric_name"]
 
 

@@ -1,11 +1,12 @@
-"""Fixtures of the production-backend tests: a moto S3/SNS/SQS endpoint behind an Airflow AWS
+"""Fixtures of the production-backend tests: a moto S3/SNS/SQS/CloudWatch endpoint behind an Airflow AWS
 connection, production settings, a fake task context and a Redshift Data API stub.
 
-S3 is moto's *server* mode (``moto_server``, a separate process), not the ``mock_aws`` decorator: s3fs talks to S3
-through aiobotocore, which the decorator cannot intercept. The Airflow connection ``dpc_aws`` points
-every client (s3fs, S3Hook, SnsHook, RedshiftDataHook) at it. The Redshift Data API has no usable moto
-backend: ``RedshiftDataStub`` puts botocore's ``Stubber`` on the client, which checks every request
-against the service model and against the exact parameters the test expects, in order.
+S3 is moto's *server* mode (``moto_server``, a separate process), not the ``mock_aws`` decorator: s3fs talks
+to S3 through aiobotocore, which the decorator cannot intercept. The Airflow connection ``dpc_aws`` points
+every client (s3fs, S3Hook, SnsHook, CloudWatch, RedshiftDataHook) at it. The Redshift Data API has no
+usable moto backend (no BatchExecuteStatement): ``RedshiftDataStub`` puts botocore's ``Stubber`` on the
+client, which checks every request against the service model and against the exact parameters the test
+expects, in order, and records every request sent.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from dpc_elt import settings
+from dpc_elt.core import settings
 
 REGION = "ap-northeast-1"
 BUCKET = "dpc-test-bucket"
@@ -75,8 +76,8 @@ def aws(moto_endpoint, monkeypatch):
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_DEFAULT_REGION": REGION,
-        # Every client that does not go through the connection (fsspec's own s3fs, as the run marker
-        # of dpc_elt.operations uses) reaches moto too, never AWS.
+        # Every client that does not go through the connection (fsspec's own s3fs) reaches moto too,
+        # never AWS.
         "AWS_ENDPOINT_URL": moto_endpoint,
     }.items():
         monkeypatch.setenv(name, value)
@@ -96,7 +97,7 @@ def aws(moto_endpoint, monkeypatch):
 
 
 def production_settings(**overrides: Any) -> SimpleNamespace:
-    """The embedded settings plus the production ones, as the lead's Settings fields will hold them."""
+    """The embedded settings with the production ones (a mutable copy: tests change single fields)."""
     settings.get_settings.cache_clear()
     base = dict(settings.get_settings().__dict__)
     base.update(
@@ -125,9 +126,17 @@ def cfg(monkeypatch):
 
 @pytest.fixture
 def s3fs_(aws):
-    from dpc_elt import s3
+    from dpc_elt.backends.redshift import s3
 
     return s3.filesystem(aws.conn_id)
+
+
+@pytest.fixture
+def backend(cfg):
+    """The production backend as ``get_backend()`` builds it from the (patched) settings."""
+    from dpc_elt.backends import get_backend
+
+    return get_backend()
 
 
 class FakeTI:
@@ -201,22 +210,28 @@ class RedshiftDataStub:
         self.stubber.add_response("execute_statement", {"Id": sid, "Database": DATABASE}, expected)
         return sid
 
-    def expect_describe(self, sid: str, status: str = "FINISHED", subs: list[dict[str, Any]] | None = None) -> None:
-        response: dict[str, Any] = {"Id": sid, "Status": status}
+    def expect_describe(
+        self, sid: str, status: str = "FINISHED", subs: list[dict[str, Any]] | None = None, **extra: Any
+    ) -> None:
+        response: dict[str, Any] = {"Id": sid, "Status": status, **extra}
         if subs is not None:
             response["SubStatements"] = [{"Id": f"{sid}:{n}", **sub} for n, sub in enumerate(subs, start=1)]
         self.stubber.add_response("describe_statement", response, {"Id": sid})
 
-    def expect_result(self, sid: str, rows: list[list[Any]]) -> None:
+    def expect_result(self, sid: str, rows: list[list[Any]], columns: list[str] | None = None) -> None:
         def field_of(value: Any) -> dict[str, Any]:
             if value is None:
                 return {"isNull": True}
             if isinstance(value, int):
                 return {"longValue": value}
+            if isinstance(value, float):
+                return {"doubleValue": value}
             return {"stringValue": str(value)}
 
-        records = [[field_of(v) for v in row] for row in rows]
-        self.stubber.add_response("get_statement_result", {"Records": records}, {"Id": sid})
+        response: dict[str, Any] = {"Records": [[field_of(v) for v in row] for row in rows]}
+        if columns is not None:
+            response["ColumnMetadata"] = [{"name": name} for name in columns]
+        self.stubber.add_response("get_statement_result", response, {"Id": sid})
 
     def assert_done(self) -> None:
         self.stubber.assert_no_pending_responses()
@@ -224,14 +239,19 @@ class RedshiftDataStub:
 
 @pytest.fixture
 def data_api(aws, cfg, monkeypatch):
-    """The Data API of the step functions (production.DataApi), stubbed."""
+    """The Data API of every RedshiftBackend built during the test, stubbed; quick reads do not sleep."""
     from airflow.providers.amazon.aws.hooks.redshift_data import RedshiftDataHook
 
-    from dpc_elt import production
+    from dpc_elt.backends.redshift import data_api as module
 
     hook = RedshiftDataHook(aws_conn_id=CONN_ID)
     stub = RedshiftDataStub(hook.conn)
-    monkeypatch.setattr(production, "data_hook", lambda _cfg: hook)
-    monkeypatch.setattr(production, "POLL_SECONDS", 0)
+    monkeypatch.setattr(module, "new_hook", lambda _conn_id: hook)
+    monkeypatch.setattr(module, "QUICK_POLL_SECONDS", 0)
     yield stub
     stub.stubber.deactivate()
+
+
+def sqls_sent(stub: RedshiftDataStub) -> list[str]:
+    """Every SQL statement that reached the Data API, in order (batches flattened)."""
+    return [sql for request in stub.sent for sql in request.get("Sqls", [request.get("Sql")]) if sql]

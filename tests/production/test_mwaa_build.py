@@ -55,7 +55,9 @@ def test_the_build_makes_and_checks_every_artifact(tmp_path):
 
     with zipfile.ZipFile(out / "plugins.zip") as archive:
         names = archive.namelist()
-        assert {".airflowignore", "dpc_elt/production.py", "dpc_elt/s3.py", "dpc_elt/steps.py"} <= set(names)
+        shipped = {".airflowignore", "dpc_elt/backends/redshift/backend.py", "dpc_elt/backends/redshift/operators.py"}
+        assert shipped | {"dpc_elt/backends/redshift/s3.py", "dpc_elt/orchestration/steps.py"} <= set(names)
+        assert not [n for n in names if n.startswith("dpc_elt/dev/")]  # laptops and tests only
         assert not [n for n in names if "__pycache__" in n or not (n.startswith("dpc_elt/") or n == ".airflowignore")]
         assert {info.date_time for info in archive.infolist()} == {(2020, 1, 1, 0, 0, 0)}  # reproducible
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from botocore.stub import ANY
 
-from dpc_elt import production, quality_report, sqlfiles
-from dpc_elt.quality_report import REPORT_NAME
+from dpc_elt.core import sqlfiles
+from dpc_elt.core.quality_queries import queries
+from dpc_elt.ops import quality_report
+from dpc_elt.ops.quality_report import REPORT_NAME
 from tests.production.conftest import BUCKET
-from tests.production.support import YYYYMM
-from tests.production.test_warehouse import PARAMS, expect_existing_tables
+from tests.production.support import PARAMS, YYYYMM, expect_existing_tables
 
 ROWS = {
     "file:y1": [["FF1_131000123_2504.txt", 210]],
@@ -23,15 +24,15 @@ ROWS = {
 
 
 def expect_report_batch(stub) -> None:
-    sqls = [" ".join(sqlfiles.statements(q.name, "redshift", **q.identifiers)) for q in quality_report.queries()]
+    sqls = [" ".join(sqlfiles.statements(q.name, "redshift", **q.identifiers)) for q in queries()]
     assert '"raw"."y1"' in sqls[0] and all(":yyyymm" in s for s in sqls)  # identifiers rendered, month bound
     sid = stub.expect_batch(
-        [s for q in quality_report.queries() for s in sqlfiles.statements(q.name, "redshift", **q.identifiers)],
+        [s for q in queries() for s in sqlfiles.statements(q.name, "redshift", **q.identifiers)],
         PARAMS,
         f"dpc_elt.quality_report.{YYYYMM}",
     )
     stub.expect_describe(sid)
-    for n, q in enumerate(quality_report.queries(), start=1):
+    for n, q in enumerate(queries(), start=1):
         stub.expect_result(f"{sid}:{n}", ROWS[q.key])
 
 
@@ -50,9 +51,9 @@ def expect_month_counts(stub) -> None:
     stub.expect_result(f"{sid}:2", [[44]])
 
 
-def test_quality_report_rows_are_one_batch_with_the_month_bound(data_api, cfg):
+def test_quality_report_rows_are_one_batch_with_the_month_bound(data_api, backend):
     expect_report_batch(data_api)
-    assert production.quality_report_rows(YYYYMM, cfg) == ROWS
+    assert backend.quality_report_rows(YYYYMM) == ROWS
     data_api.assert_done()
     (batch,) = [s for s in data_api.sent if s["operation"] == "BatchExecuteStatement"]
     assert batch["Parameters"] == PARAMS and all(YYYYMM not in sql for sql in batch["Sqls"])

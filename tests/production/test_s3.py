@@ -1,4 +1,4 @@
-"""dpc_elt.s3: locations that are safe in SQL literals, streaming cp932 → UTF-8 transcoding S3 → S3
+"""dpc_elt.backends.redshift.s3: locations that are safe in SQL literals, streaming cp932 → UTF-8 transcoding S3 → S3
 with bounded multipart parts, streamed hashes and Parquet row counts (moto S3 in server mode)."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import tracemalloc
 
 import pytest
 
-from dpc_elt import s3
-from dpc_elt.errors import RawFileError
-from dpc_elt.rawfile import stage_raw_file
-from dpc_elt.s3 import S3Uri
+from dpc_elt.backends.redshift import s3
+from dpc_elt.backends.redshift.s3 import S3Uri
+from dpc_elt.core.errors import RawFileError
+from dpc_elt.core.rawfile import stage_raw_file
 from tests.dpc_elt.conftest import Dpc
 from tests.production.conftest import BUCKET
 

@@ -1,6 +1,6 @@
-"""What production sends as SQL: literal slots (COPY/UNLOAD cannot bind) filled only with validated
-values, bound parameters exactly as the Data API wants them, and every rendered statement — not only
-the templates that tests/sql parses — valid Redshift SQL for sqlfluff."""
+"""What the production backend sends as SQL: literal slots (COPY/UNLOAD cannot bind) filled only with
+validated values, bound parameters exactly as the Data API wants them, and every rendered statement —
+not only the templates that tests/sql parses — valid Redshift SQL for sqlfluff."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import re
 import pytest
 from sqlfluff.core import Linter
 
-from dpc_elt import formats, production, settings
-from dpc_elt.production import Batch, render_literals, sql_batch, sql_literal
+from dpc_elt.backends.redshift import data_api, export, load
+from dpc_elt.backends.redshift.data_api import Batch, render_literals, sql_batch, sql_literal
+from dpc_elt.backends.redshift.s3 import S3Uri
+from dpc_elt.core import formats, settings
 from tests.production.conftest import BUCKET, ROLE_ARN, production_settings
 
 STAGED = f"s3://{BUCKET}/staging/yyyymm=202504/_copy_y1.manifest"
@@ -49,26 +51,28 @@ def test_batch_parameters_are_exactly_the_names_the_statements_bind():
         batch.parameters({})
 
 
-def test_the_copy_batch_renders_validated_literals_and_parses(monkeypatch):
-    cfg = production_settings()
-    batch = production.copy_batch("y1", "202504", STAGED, cfg)
-    assert batch.bound == {"yyyymm"}
-    copy = batch.statements[-1]
+def test_the_load_batch_renders_validated_literals_and_parses():
+    where = data_api.target(production_settings())
+    manifests = {t: f"s3://{BUCKET}/staging/yyyymm=202504/_copy_{t}.manifest" for t in formats.FILE_TYPES}
+    files = [{"file_type": t, "records": 2} for t in formats.FILE_TYPES]
+    batch, copies = load.load_batch({"copy_manifests": manifests, "files": files}, where)
+    assert batch.bound == {"yyyymm"} and [c["position"] for c in copies] == [4, 8, 12]
+    copy = batch.statements[3]
     assert f"from '{STAGED}'" in copy and f"iam_role '{ROLE_ARN}'" in copy
     assert copy.startswith(f'copy "raw"."y1" ({", ".join(formats.LINEAGE_COLUMNS + formats.Y1.columns)})')
-    assert "maxerror 0" in copy and "delimiter '\\t'" in copy and "manifest" in copy
+    assert "maxerror 0" in copy and "delimiter '\\t'" in copy and "manifest" in copy and "statupdate on" in copy
     parses_as_redshift(batch.statements)
 
 
 def test_the_unload_statement_quotes_the_query_once_and_parses():
     cfg = production_settings()
-    query = production.unload_query(settings.SUMMARY_TABLE, "202504")
+    query = export.unload_query(settings.SUMMARY_TABLE, "202504")
     assert "\n" not in query and "yyyymm = '202504'" in query
     literals = {"unload_query": query, "unload_target": f"s3://{BUCKET}/processed/", "iam_role_arn": ROLE_ARN}
     (unload,) = sql_batch("export_parquet/unload_month", literals).statements
     assert unload.startswith("unload ('select * from mart.fact_case_summary where yyyymm = ''202504'' order by")
     assert "partition by (yyyymm) include" in unload and "cleanpath" in unload
-    assert production.target(cfg).processed == production.S3Uri(BUCKET, "processed")
+    assert data_api.target(cfg).processed == S3Uri(BUCKET, "processed")
     parses_as_redshift([unload])
 
 
@@ -77,6 +81,9 @@ def test_every_production_batch_parses_as_redshift():
         sql_batch("compute_readmit/create_fact_case_summary") + sql_batch("compute_readmit/merge_fact_case_summary"),
         sql_batch("copy_raw/select_load_errors"),
         sql_batch("shared/select_existing_tables"),
+        sql_batch("maintenance/select_table_health"),
+        sql_batch("maintenance/vacuum_table", schema="raw", table="y1"),
+        sql_batch("maintenance/analyze_compression_table", schema="raw", table="y1"),
         *(sql_batch("shared/delete_month", schema=settings.STAGE_SCHEMA, table=t) for t in settings.STAGE_TABLES),
     ]
     for batch in batches:
@@ -96,4 +103,12 @@ def test_every_production_batch_parses_as_redshift():
 )
 def test_each_production_setting_is_validated_and_named(field, value, variable):
     with pytest.raises(ValueError, match=variable):
-        production.target(production_settings(**{field: value}))
+        data_api.target(production_settings(**{field: value}))
+
+
+def test_a_batch_over_the_data_api_limit_is_refused_before_it_is_sent():
+    api = data_api.DataApi(data_api.target(production_settings()), hook=object())  # never called
+    with pytest.raises(ValueError, match="at most 40"):
+        api.submit(Batch(["select 1"] * 41, frozenset()), {}, name="too_many")
+    with pytest.raises(ValueError, match="exactly one statement"):
+        api.submit(Batch(["select 1", "select 2"], frozenset()), {}, name="two", single=True)

@@ -25,7 +25,7 @@ _STATES_CLEARED_WHOLE = ("validate_manifest", "build_stage")
 
 def dag() -> Any:
     """The DAG as parsed with the current settings (paths are read when the DAG file is parsed)."""
-    from dpc_elt.settings import get_settings
+    from dpc_elt.core.settings import get_settings
 
     return _parse(get_settings())
 

@@ -10,8 +10,8 @@ import pytest
 
 @pytest.fixture
 def month_env(tmp_path, monkeypatch, airflow_db):
-    from dpc_elt.cosmos_config import _configs
-    from dpc_elt.settings import get_settings
+    from dpc_elt.core.settings import get_settings
+    from dpc_elt.orchestration.cosmos_config import _configs
 
     monkeypatch.setenv("DPC_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()

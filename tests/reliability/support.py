@@ -23,9 +23,11 @@ from typing import Any
 
 import duckdb
 
-from dpc_elt import embedded, quality_report, settings
-from dpc_elt.manifest import validate_month
-from dpc_elt.synthetic import Stay, write_months
+from dpc_elt.backends import embedded
+from dpc_elt.core import settings
+from dpc_elt.core.manifest import validate_month
+from dpc_elt.dev.synthetic import Stay, write_months
+from dpc_elt.ops import quality_report
 from tests.contract import CASE_KEY, summary_by_key
 
 FAC_A = "131000123"
@@ -235,14 +237,14 @@ class _env:
 
 def load_raw(cfg: settings.Settings, yyyymm: str) -> dict[str, int]:
     """validate_manifest + copy_raw."""
-    return embedded.load_raw_month(yyyymm, validate_month(cfg.raw_root, yyyymm), cfg)
+    return embedded.EmbeddedBackend(cfg).load_month(yyyymm, validate_month(cfg.raw_root, yyyymm))
 
 
 def pipeline_month(cfg: settings.Settings, dbt: Dbt, yyyymm: str) -> list[str]:
     """One month through every step, in the DAG's order; returns the months exported."""
     load_raw(cfg, yyyymm)
     dbt.build_month(cfg, yyyymm)
-    changed = embedded.compute_readmit(yyyymm, cfg)
+    changed = embedded.EmbeddedBackend(cfg).compute_readmit(yyyymm)
     months = sorted(set(changed) | {yyyymm})  # what steps.export_parquet passes
     export(cfg, months)
     return months
@@ -250,7 +252,7 @@ def pipeline_month(cfg: settings.Settings, dbt: Dbt, yyyymm: str) -> list[str]:
 
 def export(cfg: settings.Settings, months: Sequence[str]) -> list[dict[str, Any]]:
     """What steps.export_parquet does: export the months, then write each one's quality report."""
-    written = embedded.export_months(months, cfg)
+    written = embedded.EmbeddedBackend(cfg).export_months(months)
     for month in written:
         quality_report.write_report(month["yyyymm"], cfg)
     return written

@@ -15,8 +15,8 @@ import json
 
 import pytest
 
-from dpc_elt import manifest, rawfile
-from dpc_elt.errors import DpcInputError, ManifestError, RawFileError
+from dpc_elt.core import manifest, rawfile
+from dpc_elt.core.errors import DpcInputError, ManifestError, RawFileError
 from tests.reliability import support
 from tests.reliability.support import FAC_A
 
@@ -450,9 +450,9 @@ def test_file_changed_after_validation(loaded):
     path.write_bytes(path.read_bytes().replace(b"1.4523", b"1.4524", 1))
     tables = support.fingerprint(loaded)
     with pytest.raises(RawFileError) as info:
-        from dpc_elt import embedded
+        from dpc_elt.backends import embedded
 
-        embedded.load_raw_month(RELOAD, checked, loaded)
+        embedded.EmbeddedBackend(loaded).load_month(RELOAD, checked)
     assert info.value.rule == rawfile.RULE_SHA_CHANGED and info.value.file == D
     assert support.fingerprint(loaded) == tables
 

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from dpc_elt import embedded, settings
-from dpc_elt.errors import WarehouseBusyError
+from dpc_elt.backends import embedded
+from dpc_elt.core import settings
+from dpc_elt.core.errors import WarehouseBusyError
 from tests.reliability import airflow_support as af
 from tests.reliability import support
 
@@ -81,7 +82,7 @@ HOLD = "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('hold
 def test_a_second_process_gets_warehouse_busy_and_copy_raw_retries(loaded):
     """Another process holds the warehouse: the load fails with WarehouseBusyError before touching
     anything, copy_raw's policy says retry, and the retry after the holder is gone succeeds."""
-    from dpc_elt.steps import COPY_RAW_RETRY
+    from dpc_elt.orchestration.retry import COPY_RAW_RETRY
 
     holder = subprocess.Popen([sys.executable, "-c", HOLD, loaded.duckdb_path], stdout=subprocess.PIPE, text=True)
     try:

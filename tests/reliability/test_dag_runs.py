@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from dpc_elt import faults, settings
+from dpc_elt.core import settings
+from dpc_elt.dev import faults
 from tests.contract import expected_summary, summary_by_key
 from tests.reliability import airflow_support as af
 from tests.reliability import support
@@ -43,8 +44,8 @@ def checkpoints(task_ids) -> list[str]:
 
 @pytest.fixture(scope="module")
 def story(request, tmp_path_factory, airflow_db, dbt):
-    from dpc_elt.cosmos_config import _configs
-    from dpc_elt.settings import get_settings
+    from dpc_elt.core.settings import get_settings
+    from dpc_elt.orchestration.cosmos_config import _configs
 
     capman = request.config.pluginmanager.getplugin("capturemanager")
     data = tmp_path_factory.mktemp("story") / "data"

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from dpc_elt import embedded, faults
-from dpc_elt.errors import SAFE_MESSAGE_ERRORS, ManifestError, RawFileError, WarehouseBusyError
+from dpc_elt.backends import embedded
+from dpc_elt.core.errors import SAFE_MESSAGE_ERRORS, ManifestError, RawFileError, WarehouseBusyError
+from dpc_elt.dev import faults
 from tests.reliability import support
 from tests.reliability.conftest import copy_of
 
@@ -73,7 +74,7 @@ def test_checkpoint_fires_once_per_armed_name(fault, tmp_path):
 
 
 def test_once_markers_default_to_the_work_dir(monkeypatch, tmp_path):
-    from dpc_elt.settings import get_settings
+    from dpc_elt.core.settings import get_settings
 
     monkeypatch.setenv("DPC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv(faults.ENV_ONCE_DIR, raising=False)
@@ -115,7 +116,7 @@ def test_why_the_hook_is_pre_execute_and_not_on_execute_callback():
 
 def test_an_injected_fault_is_never_retried_and_never_quoted():
     """Not transient (no retry policy retries it) and not a safe-message error (notices show its type only)."""
-    from dpc_elt.steps import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
+    from dpc_elt.orchestration.retry import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
 
     error = faults.InjectedFault("injected fault at checkpoint x")
     assert not isinstance(error, OSError | TimeoutError | WarehouseBusyError)
@@ -156,11 +157,11 @@ def test_failure_in_the_middle_of_the_export_is_repaired_by_the_rerun(loaded, re
     corrected_delivery(loaded)
     support.load_raw(loaded, RELOAD)
     dbt.build_month(loaded, RELOAD)
-    months = embedded.compute_readmit(RELOAD, loaded)  # what export_parquet reads from XCom
+    months = embedded.EmbeddedBackend(loaded).compute_readmit(RELOAD)  # what export_parquet reads from XCom
     assert len(months) >= 2, "a reload touching a readmission pair exports the neighbour month too"
     fault("export_parquet.mid_export")
     with pytest.raises(faults.InjectedFault):
-        embedded.export_months(months, loaded)
+        embedded.EmbeddedBackend(loaded).export_months(months)
     # The first month's prefix was cleared and its Parquet uploaded, but its manifest not yet written:
     # a reader waiting for _manifest.json never sees the half-written month.
     first = Path(loaded.processed_root) / f"yyyymm={months[0]}"
@@ -184,10 +185,10 @@ def test_failure_inside_compute_readmit_rolls_back_its_delete(loaded, reference,
 
     monkeypatch.setattr(embedded, "execute", fail_before_insert)
     with pytest.raises(faults.InjectedFault):
-        embedded.compute_readmit(RELOAD, loaded)
+        embedded.EmbeddedBackend(loaded).compute_readmit(RELOAD)
     assert support.fingerprint(loaded) == before, "the delete of compute_readmit must roll back"
     monkeypatch.setattr(embedded, "execute", real_execute)
-    months = embedded.compute_readmit(RELOAD, loaded)
+    months = embedded.EmbeddedBackend(loaded).compute_readmit(RELOAD)
     support.export(loaded, sorted(set(months) | {RELOAD}))
     assert support.fingerprint(loaded) == reference["tables"]
     assert support.export_content(loaded) == reference["exports"]
@@ -200,13 +201,13 @@ def test_stage_rollback_then_rebuild_equals_a_clean_run(loaded, reference, dbt):
     support.load_raw(loaded, RELOAD)
     result = dbt.invoke(loaded, "run", "--select", "stg_dpc__y1_cases", month=RELOAD)
     assert result.success  # one stage model rebuilt, the others not: a half-built month
-    deleted = embedded.rollback_stage(RELOAD, loaded)
+    deleted = embedded.EmbeddedBackend(loaded).rollback_stage(RELOAD)
     assert set(deleted) == {"stg_dpc__y1_cases", "stg_dpc__y1_segments", "stg_dpc__ef_in", "stg_dpc__d"}
     with support.connect(loaded) as con:
         for table in deleted:
             assert con.execute(f"select count(*) from stage.{table} where yyyymm = ?", [RELOAD]).fetchone() == (0,)
     dbt.build_month(loaded, RELOAD)
-    months = embedded.compute_readmit(RELOAD, loaded)
+    months = embedded.EmbeddedBackend(loaded).compute_readmit(RELOAD)
     support.export(loaded, sorted(set(months) | {RELOAD}))
     assert support.fingerprint(loaded) == reference["tables"]
     assert support.export_content(loaded) == reference["exports"]
@@ -214,7 +215,7 @@ def test_stage_rollback_then_rebuild_equals_a_clean_run(loaded, reference, dbt):
 
 def test_bad_input_is_failed_at_once_and_a_busy_warehouse_is_retried():
     """The retry policies the DAG uses: input errors fail without retry, a locked warehouse retries."""
-    from dpc_elt.steps import COPY_RAW_RETRY
+    from dpc_elt.orchestration.retry import COPY_RAW_RETRY
 
     policy = COPY_RAW_RETRY["retry_policy"]
     assert policy.evaluate(WarehouseBusyError("locked"), 1, 5).action.value == "retry"
@@ -226,7 +227,7 @@ def test_clearing_one_stage_task_after_a_rollback_is_caught_by_dbt_tests(loaded,
     """Against the runbook, only the failed build_stage task is cleared after rollback_stage emptied the
     month: the other stage models stay empty for it. dbt_tests refuses the run instead of letting an
     incomplete month through (assert_stage_months_match_raw)."""
-    embedded.rollback_stage(RELOAD, loaded)
+    embedded.EmbeddedBackend(loaded).rollback_stage(RELOAD)
     assert dbt.invoke(loaded, "run", "--select", "stg_dpc__d", month=RELOAD).success
     result = dbt.invoke(loaded, "test", "--select", "assert_stage_months_match_raw", month=RELOAD)
     assert [str(r.status) for r in result.result] == ["fail"]

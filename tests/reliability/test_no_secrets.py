@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from dpc_elt.settings import REPO_ROOT
+from dpc_elt.core.settings import REPO_ROOT
 
 # Each pattern is written so that it does not match its own source text.
 PATTERNS = {

@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pytest
 
-from dpc_elt import synthetic
+from dpc_elt.dev import synthetic
 from tests.contract import expected_summary, summary_by_key
 from tests.reliability import support
 

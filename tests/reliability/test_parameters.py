@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dpc_elt import embedded, manifest, params, settings
-from dpc_elt.errors import ParameterError
+from dpc_elt.backends import embedded
+from dpc_elt.core import manifest, params, settings
+from dpc_elt.core.errors import ParameterError
 from tests.reliability import support
 
 REPO = settings.REPO_ROOT
@@ -111,7 +112,7 @@ def test_an_empty_month_means_the_month_before_the_logical_date():
 def test_run_local_refuses_before_parsing_the_dag(value, monkeypatch):
     import airflow.dag_processing.dagbag as dagbag
 
-    from dpc_elt import run_local
+    from dpc_elt.dev import run_local
 
     monkeypatch.setattr(dagbag, "DagBag", lambda *a, **k: pytest.fail("DAG parsed for a bad month"))
     with pytest.raises(ParameterError):
@@ -127,7 +128,7 @@ def test_validation_and_load_refuse_before_any_sql(value, no_sql, tmp_path):
         manifest.month_uri(cfg.raw_root, value)
     checked = manifest.ValidatedManifest(yyyymm="202504", created_at="x", files=())
     with pytest.raises(ParameterError):
-        embedded.load_raw_month(value, checked, cfg)
+        embedded.EmbeddedBackend(cfg).load_month(value, checked)
 
 
 @pytest.mark.parametrize("step", ["rollback_stage", "compute_readmit", "month_counts", "export_months"])
@@ -136,9 +137,9 @@ def test_every_warehouse_step_refuses_a_bad_month_before_any_sql(step, no_sql, t
     bad = "202504'; DROP TABLE raw.y1; --"
     with pytest.raises(ParameterError):
         if step == "export_months":
-            embedded.export_months([bad], cfg)
+            embedded.EmbeddedBackend(cfg).export_months([bad])
         else:
-            getattr(embedded, step)(bad, cfg)
+            getattr(embedded.EmbeddedBackend(cfg), step)(bad)
 
 
 def test_dbt_refuses_a_bad_month_var_before_it_reaches_sql(loaded, dbt):
@@ -229,8 +230,8 @@ ok5 = f"could not copy {name} from {where}"
 
 # Statement-shaped texts that are advice for people (maintenance findings in notices), never executed.
 ADVICE = {
-    ("plugins/dpc_elt/operations.py", "'VACUUM FULL  x  TO 100 PERCENT"),
-    ("plugins/dpc_elt/operations.py", "'ANALYZE  x'"),
+    ("plugins/dpc_elt/backends/", "'VACUUM FULL  x  TO 100 PERCENT"),
+    ("plugins/dpc_elt/backends/", "'ANALYZE  x'"),
 }
 
 

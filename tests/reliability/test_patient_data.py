@@ -9,9 +9,10 @@ import logging
 
 import pytest
 
-from dpc_elt import embedded, notify
-from dpc_elt.errors import RawFileError
-from dpc_elt.manifest import validate_month
+from dpc_elt import notify
+from dpc_elt.backends import embedded
+from dpc_elt.core.errors import RawFileError
+from dpc_elt.core.manifest import validate_month
 from tests.reliability import support
 
 
@@ -41,10 +42,14 @@ def test_steps_log_and_return_no_patient_values(loaded, dbt, package_log):
     ids, names = support.patient_values(loaded.raw_root)
     assert ids and names
     checked = validate_month(loaded.raw_root, "202504")
-    xcoms = [checked.to_dict(), embedded.load_raw_month("202504", checked, loaded)]
+    xcoms = [checked.to_dict(), embedded.EmbeddedBackend(loaded).load_month("202504", checked)]
     dbt.build_month(loaded, "202504")
-    months = embedded.compute_readmit("202504", loaded)
-    xcoms += [months, embedded.export_months(months, loaded), embedded.month_counts("202504", loaded)]
+    months = embedded.EmbeddedBackend(loaded).compute_readmit("202504")
+    xcoms += [
+        months,
+        embedded.EmbeddedBackend(loaded).export_months(months),
+        embedded.EmbeddedBackend(loaded).month_counts("202504"),
+    ]
     assert package_log, "the steps log what they do"
     assert not support.leaked("\n".join(package_log), ids, names)
     assert not support.leaked(json.dumps(xcoms, ensure_ascii=False), ids, names)
@@ -60,7 +65,7 @@ def test_notices_quote_only_value_free_errors(loaded):
         notify.describe_failure("compute_readmit", database_error, "http://log"),
         notify.describe_failure("copy_raw", input_error, "http://log"),
     ]
-    message.counts = embedded.month_counts("202504", loaded)
+    message.counts = embedded.EmbeddedBackend(loaded).month_counts("202504")
     text = json.dumps(message.to_dict(), ensure_ascii=False)
     assert "FF1_131000123_2504.txt:7: impossible date" in text
     assert "RuntimeError" in text

@@ -15,7 +15,7 @@ import jinja2.meta
 import pytest
 from sqlfluff.core import Linter
 
-from dpc_elt import formats, settings, sqlfiles
+from dpc_elt.core import formats, settings, sqlfiles
 
 SQL_DIR = settings.SQL_DIR
 FILES = sorted(p.relative_to(SQL_DIR) for p in SQL_DIR.rglob("*.sql"))

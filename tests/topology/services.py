@@ -349,7 +349,7 @@ def upload_tree(local_root: Path, s3_client, bucket: str, prefix: str) -> list[s
 
 def generate_months(months: str, out: Path, facilities: int = 3, seed: int = 1) -> None:
     """Synthetic DPC month folders (``python -m dpc_elt.synthetic``) under ``out``."""
-    argv = [str(VENV_BIN / "python"), "-m", "dpc_elt.synthetic", "--facilities", str(facilities)]
+    argv = [str(VENV_BIN / "python"), "-m", "dpc_elt.dev.synthetic", "--facilities", str(facilities)]
     argv += ["--months", months, "--out", str(out), "--seed", str(seed), "--quiet"]
     env = {**os.environ, "PYTHONPATH": str(REPO / "plugins")}
     subprocess.run(argv, check=True, env=env, timeout=600)

@@ -92,7 +92,7 @@ def test_month_triggered_through_the_rest_api(topology):
 
 
 def test_three_months_backfilled(topology):
-    from dpc_elt.params import previous_month
+    from dpc_elt.core.params import previous_month
 
     topo, client = topology
     with logs_on_failure(topo):
@@ -112,7 +112,7 @@ def test_three_months_backfilled(topology):
 
 
 def test_month_maps_to_the_run_that_loads_it():
-    from dpc_elt.params import previous_month
+    from dpc_elt.core.params import previous_month
 
     for yyyymm in ("202401", "202412", "202503"):
         assert previous_month(logical_date_for_month(yyyymm)) == yyyymm

@@ -1,5 +1,5 @@
 -- Create one raw table if it does not exist: lineage columns, then every source column as text.
--- Template values: schema, table, columns (identifiers from dpc_elt.formats only). No parameters.
+-- Template values: schema, table, columns (identifiers from dpc_elt.core.formats only). No parameters.
 -- Idempotent.
 create schema if not exists "{{ schema }}";
 

@@ -1,6 +1,6 @@
 # The numbers of the operations design (shared/seeds/operations-design.md), in one place.
 # tests/operations/test_terraform.py reads the seed and checks every number and where it is used;
-# dpc_elt.operations holds the same ELTExecutionDelay, skew, VACUUM FULL and ANALYZE numbers.
+# dpc_elt.ops.thresholds holds the same ELTExecutionDelay, skew, VACUUM FULL and ANALYZE numbers.
 locals {
   thresholds = {
     elt_delay_minutes        = 90  # ELTExecutionDelay > 90 minutes ...

@@ -1,0 +1,196 @@
+"""copy_raw on Redshift: stage the month on S3, then replace it in every raw table in ONE transaction.
+
+1. :func:`stage_month` streams every listed file S3 → ``rawfile.stage_raw_file`` → S3 (cp932 to UTF-8,
+   every line checked, multipart, bounded memory) under ``staging/yyyymm=<M>/`` and writes one COPY
+   manifest per file type. A bad line or a repeated y1 case block fails here, before any SQL.
+2. :func:`load_batch` is one Data API ``BatchExecuteStatement`` for all three file types: per type,
+   create the raw table if missing, ``DELETE`` the month (bound ``:yyyymm``), ``COPY`` the staged
+   objects (no COPY for a type without rows: its month ends empty). Redshift runs the statements of a
+   batch as one transaction: if any statement fails — the third COPY as much as the first — the whole
+   batch rolls back and every raw table keeps the month it had. (Three batches, one per type, as
+   before, left y1 and ef_in replaced when the D load failed.) COPY runs with ``STATUPDATE ON``: the
+   statistics of each loaded table are refreshed at the end of its COPY, inside the same transaction.
+3. :func:`check_loaded` (batch finished) compares the rows each COPY loaded with the records staged;
+   :func:`explain_failure` (batch failed) reads the failed COPY's first row of ``SYS_LOAD_ERROR_DETAIL``
+   and raises the value-free ``RawFileError`` (file, line, column, reason) — never the rejected value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from dpc_elt.backends.redshift import s3
+from dpc_elt.backends.redshift.data_api import (
+    FAILED,
+    LOAD_ERRORS,
+    MAX_BATCH_STATEMENTS,
+    Batch,
+    DataApi,
+    RedshiftStatementError,
+    Target,
+    failed_position,
+    joined,
+    sql_batch,
+    statement_name,
+)
+from dpc_elt.core import formats, settings
+from dpc_elt.core.errors import RawFileError
+from dpc_elt.core.params import validate_yyyymm
+
+if TYPE_CHECKING:
+    from fsspec import AbstractFileSystem
+
+    from dpc_elt.core.manifest import ValidatedManifest
+
+log = logging.getLogger(__name__)
+
+STEP = "copy_raw"
+_COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+
+def stage_month(fs: AbstractFileSystem, where: Target, yyyymm: str, manifest: ValidatedManifest) -> dict[str, Any]:
+    """Every listed file, cp932 → UTF-8 with every line checked, into ``staging/yyyymm=<M>/<file>.tsv``;
+    then one COPY manifest per file type. The month's staging prefix is emptied first, so only this
+    delivery can be loaded. Returns names, counts and URIs only."""
+    validate_yyyymm(yyyymm)
+    raw_month = where.raw.join(f"yyyymm={yyyymm}")
+    staging_month = where.staging.join(f"yyyymm={yyyymm}")
+    if fs.exists(staging_month.path):
+        fs.rm(staging_month.path, recursive=True)
+    duplicates = s3.Y1DuplicateCheck()
+    staged: list[dict[str, Any]] = []
+    for listed in sorted(manifest.files, key=lambda f: (formats.FILE_TYPES.index(f.file_type), f.path)):
+        result = s3.stage_to_s3(
+            fs,
+            raw_month.join(listed.path),
+            staging_month.join(f"{listed.path}.tsv"),
+            file_type=listed.file_type,
+            yyyymm=yyyymm,
+            expected_sha256=listed.sha256,
+            inspect=duplicates.for_file(listed.path) if listed.file_type == formats.Y1.file_type else None,
+        )
+        log.info("staged %s: %d records, %d bytes UTF-8", listed.path, result.records, result.staged_bytes)
+        staged.append(result.to_dict())
+    copy_manifests: dict[str, str] = {}
+    for file_type in formats.FILE_TYPES:
+        uris = [f["staged_uri"] for f in staged if f["file_type"] == file_type and f["records"] > 0]
+        if uris:
+            manifest_uri = staging_month.join(f"_copy_{file_type}.manifest")
+            s3.write_copy_manifest(fs, manifest_uri, uris)
+            copy_manifests[file_type] = str(manifest_uri)
+    return {"yyyymm": yyyymm, "files": staged, "copy_manifests": copy_manifests}
+
+
+def copy_statements(file_type: str, copy_manifest_uri: str | None, iam_role_arn: str) -> tuple[Batch, bool]:
+    """One file type's part of the load batch: create the raw table if missing, DELETE the month, COPY
+    the staged objects (the COPY only when the delivery has rows of this type). Whether it COPYs."""
+    layout = formats.LAYOUTS[file_type]
+    identifiers = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+    batch = sql_batch("copy_raw/create_raw_table", **identifiers, columns=layout.columns)
+    batch += sql_batch("shared/delete_month", **identifiers)
+    if copy_manifest_uri is None:
+        return batch, False
+    literals = {"copy_manifest_uri": str(s3.S3Uri.parse(copy_manifest_uri)), "iam_role_arn": iam_role_arn}
+    columns = formats.LINEAGE_COLUMNS + layout.columns
+    return batch + sql_batch("copy_raw/copy_staged_files", literals, **identifiers, columns=columns), True
+
+
+def load_batch(staged: dict[str, Any], where: Target) -> tuple[Batch, list[dict[str, Any]]]:
+    """The month's one batch (one transaction) for all three file types, and per COPY its 1-based
+    position in the batch and the records staged for it."""
+    parts, copies = [], []
+    position = 0
+    for file_type in formats.FILE_TYPES:
+        part, with_copy = copy_statements(file_type, staged["copy_manifests"].get(file_type), where.iam_role_arn)
+        parts.append(part)
+        position += len(part.statements)
+        if with_copy:
+            rows = sum(f["records"] for f in staged["files"] if f["file_type"] == file_type)
+            copies.append({"file_type": file_type, "position": position, "rows": rows})
+    batch = joined(parts)
+    if len(batch.statements) > MAX_BATCH_STATEMENTS:
+        raise ValueError(f"copy_raw needs {len(batch.statements)} statements; a batch holds {MAX_BATCH_STATEMENTS}")
+    return batch, copies
+
+
+def submit(api: DataApi, fs: AbstractFileSystem, yyyymm: str, manifest: ValidatedManifest) -> dict[str, Any]:
+    """Stage the month, then submit its one load batch; the Pending state (ids, names, counts)."""
+    staged = stage_month(fs, api.where, yyyymm, manifest)
+    batch, copies = load_batch(staged, api.where)
+    statement_id = api.submit(batch, {"yyyymm": yyyymm}, name=statement_name(STEP, yyyymm))
+    files = [
+        {
+            "file_type": f["file_type"],
+            "source_file": f["source_file"],
+            "staged_name": s3.S3Uri.parse(f["staged_uri"]).name,
+            "first_line_no": f["first_line_no"],
+        }
+        for f in staged["files"]
+    ]
+    return {
+        "step": STEP,
+        "statement_id": statement_id,
+        "yyyymm": yyyymm,
+        "statements": len(batch.statements),
+        "copies": copies,
+        "files": files,
+    }
+
+
+def check_loaded(state: dict[str, Any], described: dict[str, Any]) -> dict[str, int]:
+    """The batch finished: rows per file type, each COPY's loaded rows equal to the records staged
+    (COPY with MAXERROR 0 loads all or fails). A file type without a COPY has no rows of the month."""
+    subs = described.get("SubStatements") or []
+    counts = dict.fromkeys(formats.FILE_TYPES, 0)
+    for copy in state["copies"]:
+        loaded = int(subs[copy["position"] - 1].get("ResultRows", -1)) if len(subs) >= copy["position"] else -1
+        if loaded < 0:  # the Data API reported no count; MAXERROR 0 still held
+            log.warning("copy_raw: the Data API reported no row count for the COPY of %s", copy["file_type"])
+            loaded = copy["rows"]
+        if loaded != copy["rows"]:
+            raise RedshiftStatementError(
+                f"copy_raw: COPY of {copy['file_type']} loaded {loaded} rows, {copy['rows']} were staged"
+            )
+        counts[copy["file_type"]] = loaded
+    log.info("copy_raw %s: %s rows loaded (statement %s)", state["yyyymm"], counts, state["statement_id"])
+    return counts
+
+
+def explain_failure(api: DataApi, state: dict[str, Any], described: dict[str, Any]) -> RawFileError | None:
+    """The failed batch's reason if a COPY rejected a line: the first SYS_LOAD_ERROR_DETAIL row of that
+    COPY as a value-free RawFileError (source file, source line, column, load error code), else None."""
+    position, _count, failed = failed_position(described)
+    copy = next((c for c in state["copies"] if c["position"] == position), None)
+    if copy is None or failed.get("Status") != FAILED:
+        return None
+    staging_month = api.where.staging.join(f"yyyymm={validate_yyyymm(state['yyyymm'])}")
+    created = failed.get("CreatedAt") or described.get("CreatedAt") or datetime.now(UTC)
+    values = {
+        "query_id": str(int(failed.get("RedshiftQueryId") or -1)),
+        "staged_prefix": f"{staging_month}/%",
+        "since": created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    lookup = api.run(
+        sql_batch("copy_raw/select_load_errors"),
+        values,
+        single=True,
+        name=statement_name("copy_raw.load_errors", state["yyyymm"]),
+    )
+    rows = api.records(lookup)
+    if not rows:
+        return None
+    file_name, staged_line, column, code = rows[0]
+    staged_name = str(file_name).strip().rsplit("/", 1)[-1]
+    source = next((f for f in state["files"] if f["staged_name"] == staged_name), None)
+    source_file = source["source_file"] if source else staged_name.removesuffix(".tsv")
+    line = int(staged_line) + (source["first_line_no"] - 1 if source else 0) if staged_line else None
+    column = str(column or "").strip()
+    column = column if _COLUMN.fullmatch(column) else "?"
+    code = int(code) if code is not None else 0
+    reason = LOAD_ERRORS.get(code, "rejected")
+    return RawFileError(
+        source_file, f"COPY rejected the line: {reason}", f"column {column}, load error {code}", line=line
+    )

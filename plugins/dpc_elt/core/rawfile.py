@@ -1,0 +1,398 @@
+"""Stream one raw DPC file (cp932, TAB, CRLF) into a staged UTF-8 TSV, checking every data line.
+
+Contract: dpc-data-contract.md §1 and §2 (load rules). One pass, bounded memory: the source is read in
+chunks, each chunk's complete lines are decoded at once (a line feed byte never occurs inside a cp932
+character, so splitting on it is safe), checked, and written as
+
+    yyyymm TAB source_file TAB line_no TAB <the layout's fields, unchanged> LF
+
+i.e. ``formats.LINEAGE_COLUMNS`` followed by ``layout.columns``. ``line_no`` is the 1-based physical line
+number in the source (a header, when present, is line 1 and is not written). Fields never hold TAB, CR
+or LF, and nothing is quoted or escaped: load the staged file as TSV with quoting disabled.
+
+Every failure is a :class:`~dpc_elt.errors.RawFileError` naming the file, the line and a fixed rule text;
+no field value ever reaches a message. On failure ``dst`` holds a partial output and must be discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import date
+from itertools import chain, compress, repeat
+from operator import contains, itemgetter, not_
+from typing import BinaryIO, TextIO
+
+from dpc_elt.core import formats
+from dpc_elt.core.errors import ParameterError, RawFileError
+from dpc_elt.core.params import validate_yyyymm
+
+CHUNK_BYTES = 2 * 1024 * 1024  # measured: 1-2 MiB blocks beat 8 MiB (cache)
+# Memory guard only: no real DPC line comes near it. Must be >= CHUNK_BYTES so that the rule holds
+# for every line alike (shorter lines never fail it, longer ones always do).
+MAX_LINE_BYTES = 64 * 1024 * 1024
+UTF8_BOM = b"\xef\xbb\xbf"
+
+RULE_BOM = "UTF-8 byte order mark: file must be cp932"
+RULE_UTF8 = "encoding: text is UTF-8, expected cp932 (Shift_JIS)"
+RULE_NOT_CP932 = "bytes not valid cp932"
+RULE_NUL = "NUL byte"
+RULE_STRAY_CR = "stray carriage return inside a line"
+RULE_CONTROL = "control character inside a line (only TAB allowed)"
+RULE_EMPTY_LINE = "empty line"
+RULE_FIELD_COUNT = "wrong number of fields"
+RULE_DATE = "impossible date (yyyymmdd, 00000000 or 99999999 expected)"
+RULE_LINE_TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
+RULE_SHA_CHANGED = "file changed since validation (sha256)"
+RULE_DPC_CODE = "malformed DPC code (14 characters: 6 digits, then digits or x)"
+RULE_DPC_CODE_MISSING = "DPC code missing on a bundled row (data category 93)"
+
+# What Python's cp932 codec makes of the unassigned single bytes 0x80, 0xA0, 0xFD-0xFF.
+_UNASSIGNED = ("\x80", "\uf8f0", "\uf8f1", "\uf8f2", "\uf8f3")
+
+
+@dataclass
+class StagedFile:
+    """Result of :func:`stage_raw_file`: counts, names and hashes only."""
+
+    file_type: str
+    source_file: str
+    records: int
+    sha256: str
+    bytes: int
+    staged_path: str = ""
+
+
+def is_valid_date(value: str) -> bool:
+    """8 ASCII digits forming a real date, or one of the sentinels 00000000 / 99999999."""
+    if len(value) != 8 or not value.isascii() or not value.isdigit():
+        return False
+    if value in formats.DATE_SENTINELS:
+        return True
+    try:
+        date(int(value[:4]), int(value[4:6]), int(value[6:]))
+    except ValueError:
+        return False
+    return True
+
+
+def dpc_code_rule(data_category: str, dpc_code: str) -> str:
+    """The rule a D line's 分類番号 breaks, or "" (contract §1: 14 characters, the first 6 the disease
+    group): empty only on rows that are not DPC bundled (data category 93)."""
+    if dpc_code == "":
+        return RULE_DPC_CODE_MISSING if data_category.strip() == formats.DPC_BUNDLED_CATEGORY else ""
+    return "" if formats.DPC_CODE_PATTERN.fullmatch(dpc_code) else RULE_DPC_CODE
+
+
+_TAB = "\t"
+# Control bytes other than TAB and LF (CR is handled first). None of them is ever a cp932 trail byte,
+# so finding them in the raw bytes is exact.
+_CONTROL_TABLE = bytes(0 if (b < 0x20 and b not in (0x09, 0x0A)) or b == 0x7F else 1 for b in range(256))
+
+
+@dataclass(frozen=True)
+class _DateGroup:
+    """Date columns read with one partial split from one side of the line."""
+
+    columns: tuple[int, ...]
+    from_right: bool
+    maxsplit: int
+    getter: itemgetter
+    required: bool
+
+    @classmethod
+    def build(cls, columns: tuple[int, ...], ncols: int, *, from_right: bool, required: bool) -> _DateGroup:
+        if from_right:
+            # rsplit(TAB, k) gives [head, f[ncols-k], ..., f[ncols-1]]
+            maxsplit = ncols - min(columns)
+            positions = tuple(1 + c - min(columns) for c in columns)
+        else:
+            maxsplit = max(columns) + 1
+            positions = columns
+        return cls(columns, from_right, maxsplit, itemgetter(*positions), required)
+
+    def values(self, lines: list[str]) -> set[str]:
+        """The distinct values of these columns over ``lines`` (all with the right field count)."""
+        method = str.rsplit if self.from_right else str.split
+        got = map(self.getter, map(method, lines, repeat(_TAB), repeat(self.maxsplit)))
+        return set(chain.from_iterable(got)) if len(self.columns) > 1 else set(got)
+
+    def tuples(self, lines: list[str]) -> set[tuple[str, ...]]:
+        """The distinct tuples of these columns (at least two) over ``lines``."""
+        method = str.rsplit if self.from_right else str.split
+        return set(map(self.getter, map(method, lines, repeat(_TAB), repeat(self.maxsplit))))
+
+
+class _ByteRuleError(Exception):
+    """A rule broken in the bytes of a block, at the 0-based line ``line_index`` of the block."""
+
+    def __init__(self, line_index: int, rule: str) -> None:
+        super().__init__(rule)
+        self.line_index = line_index
+        self.rule = rule
+
+
+def decoded_lines(data: bytes, *, final: bool) -> list[str]:
+    """The lines of ``data`` (complete lines ending with LF, the last one may lack it when ``final``)
+    after the checks that need the bytes: NUL, stray CR, control characters, valid and assigned cp932.
+    CRLF becomes LF. Raises ``_ByteRuleError`` with the 0-based line of the first failing check."""
+    pos = data.find(b"\x00")
+    if pos >= 0:
+        raise _ByteRuleError(data.count(b"\n", 0, pos), RULE_NUL)
+    if b"\r" in data:
+        data = data.replace(b"\r\n", b"\n")
+        pos = data.find(b"\r")
+        if pos >= 0:
+            # A last line cut between CR and LF keeps its CR: accept it as the line ending.
+            if final and pos == len(data) - 1:
+                data = data[:-1]
+            else:
+                raise _ByteRuleError(data.count(b"\n", 0, pos), RULE_STRAY_CR)
+    pos = data.translate(_CONTROL_TABLE).find(0)
+    if pos >= 0:
+        raise _ByteRuleError(data.count(b"\n", 0, pos), RULE_CONTROL)
+    try:
+        text = data.decode(formats.ENCODING)
+    except UnicodeDecodeError as exc:
+        raise _ByteRuleError(data.count(b"\n", 0, exc.start), RULE_NOT_CP932) from None
+    for char in _UNASSIGNED:
+        if char in text:
+            raise _ByteRuleError(text.count("\n", 0, text.find(char)), RULE_NOT_CP932)
+    lines = text.split("\n")
+    if text.endswith("\n") or not text:
+        lines.pop()
+    return lines
+
+
+class _LineChecker:
+    """Checks the lines of one file block by block and renders the staged rows.
+
+    Fast path per block, all in C loops: the set of TAB counts, the set of distinct values of each
+    date column (only values not seen before are parsed). Only when a block breaks a rule does the
+    slow path walk its lines one by one to name the first bad line.
+    """
+
+    def __init__(self, layout: formats.FileLayout, source_file: str, yyyymm: str) -> None:
+        self.source_file = source_file
+        self.prefix = f"{yyyymm}\t{source_file}\t"
+        self.ncols = layout.column_count
+        self.ntabs = layout.column_count - 1
+        self.dates = layout.date_column_indexes()
+        self.names = {i: name for i, name, _ in self.dates}
+        groups: dict[tuple[bool, bool], list[int]] = {}
+        for i, _, required in self.dates:
+            from_right = (self.ncols - i + 1) < (i + 2)
+            groups.setdefault((from_right, required), []).append(i)
+        self.groups = tuple(
+            _DateGroup.build(tuple(cols), self.ncols, from_right=side, required=req)
+            for (side, req), cols in groups.items()
+        )
+        # y1: payload date columns by item code, read as distinct (item_code, payload...) tuples.
+        self.payload_group: _DateGroup | None = None
+        self.payload_positions: dict[str, tuple[int, ...]] = {}
+        self.payload_columns: dict[str, tuple[int, ...]] = {}
+        if layout.file_type == formats.Y1.file_type and formats.Y1_DATE_PAYLOADS:
+            item_idx = layout.columns.index("item_code")
+            payload_cols = sorted({layout.columns.index(c) for cs in formats.Y1_DATE_PAYLOADS.values() for c in cs})
+            cols = (item_idx, *payload_cols)
+            self.payload_group = _DateGroup(cols, False, max(cols) + 1, itemgetter(*cols), False)
+            self.item_idx = item_idx
+            for code, names in formats.Y1_DATE_PAYLOADS.items():
+                idx = tuple(layout.columns.index(c) for c in names)
+                self.payload_columns[code] = idx
+                self.payload_positions[code] = tuple(cols.index(i) for i in idx)
+                self.names.update({layout.columns.index(c): c for c in names})
+        self.ok = set(formats.DATE_SENTINELS)  # known-good values of required date columns
+        self.ok_opt = self.ok | {""}  # known-good values of optional date columns
+        # D: (data_category, dpc_code) pairs, read with one split from each side of the line.
+        self.dpc_columns: tuple[int, int] | None = None
+        if layout.file_type == formats.D.file_type:
+            category, code = layout.columns.index("data_category"), layout.columns.index("dpc_code")
+            self.dpc_columns = (category, code - self.ncols)  # the code counted from the right
+            self.dpc_ok: set[tuple[str, str]] = set()
+        self.line_no = 0
+        self.records = 0
+
+    def fail(self, line: int | None, rule: str, detail: str = "") -> RawFileError:
+        return RawFileError(self.source_file, rule, detail, line=line)
+
+    def _learn(self, values: set[str]) -> bool:
+        """Add ``values`` to the known-good dates if all are valid; False if one is not."""
+        if not all(map(is_valid_date, values)):
+            return False
+        self.ok.update(values)
+        self.ok_opt.update(values)
+        return True
+
+    def _locate(self, lines: list[str], first: int) -> RawFileError:
+        """Slow path: the error of the first bad line of a block the fast path rejected."""
+        for n, line in enumerate(lines, first):
+            fields = line.split(_TAB)
+            if len(fields) != self.ncols:
+                if not line:
+                    return self.fail(n, RULE_EMPTY_LINE)
+                return self.fail(n, RULE_FIELD_COUNT, f"expected {self.ncols} fields, found {len(fields)}")
+            columns = [(i, required) for i, _, required in self.dates]
+            if self.payload_group is not None:
+                columns += [(i, False) for i in self.payload_columns.get(fields[self.item_idx], ())]
+            for i, required in columns:
+                value = fields[i]
+                if not (is_valid_date(value) or (value == "" and not required)):
+                    return self.fail(n, RULE_DATE, f"column {self.names[i]}")
+            if self.dpc_columns is not None:
+                rule = dpc_code_rule(fields[self.dpc_columns[0]], fields[self.dpc_columns[1]])
+                if rule:
+                    return self.fail(n, rule, "column dpc_code")
+        return self.fail(None, "internal: block rejected but no bad line found")
+
+    def _dpc_pairs(self, lines: list[str]) -> set[tuple[str, str]]:
+        category, code = self.dpc_columns
+        categories = map(itemgetter(category), map(str.split, lines, repeat(_TAB), repeat(category + 1)))
+        codes = map(itemgetter(code), map(str.rsplit, lines, repeat(_TAB), repeat(-code)))
+        return set(zip(categories, codes, strict=True))
+
+    def block(self, data: bytes, *, final: bool) -> str:
+        """Check the lines in ``data`` (ending with LF unless ``final``); return the staged rows."""
+        first = self.line_no + 1
+        try:
+            lines = decoded_lines(data, final=final)
+        except _ByteRuleError as error:
+            raise self.fail(first + error.line_index, error.rule) from None
+        if not lines:
+            return ""
+
+        if set(map(str.count, lines, repeat(_TAB))) != {self.ntabs}:
+            raise self._locate(lines, first)
+        for group in self.groups:
+            new = group.values(lines) - (self.ok if group.required else self.ok_opt)
+            if new and not self._learn(new):
+                raise self._locate(lines, first)
+        if self.payload_group is not None:
+            positions = self.payload_positions
+            new = set()
+            for row in self.payload_group.tuples(lines):
+                for p in positions.get(row[0], ()):
+                    if row[p] not in self.ok_opt:
+                        new.add(row[p])
+            if new and not self._learn(new):
+                raise self._locate(lines, first)
+        if self.dpc_columns is not None:
+            new_pairs = self._dpc_pairs(lines) - self.dpc_ok
+            if any(dpc_code_rule(*pair) for pair in new_pairs):
+                raise self._locate(lines, first)
+            self.dpc_ok |= new_pairs
+
+        prefix = self.prefix
+        out = "".join([f"{prefix}{n}\t{line}\n" for n, line in enumerate(lines, first)])
+        self.line_no += len(lines)
+        self.records += len(lines)
+        return out
+
+
+def first_utf8_line(data: bytes) -> int | None:
+    """0-based index of the first LF-separated line of ``data`` that is UTF-8 text, or None.
+
+    Such a line has non-ASCII bytes that all decode as strict UTF-8, one character at least
+    U+0800 among them (Japanese takes three bytes in UTF-8). Its bytes may be valid cp932 too and
+    would load as mojibake; genuine cp932 Japanese practically never decodes as UTF-8. C loops only:
+    one UTF-8 decode of the block with replacement characters, then a filter over its lines.
+    """
+    if data.isascii():
+        return None
+    lines = data.decode("utf-8", "replace").split("\n")
+    clean = compress(enumerate(lines), map(not_, map(contains, lines, repeat("\ufffd"))))
+    for index, line in clean:
+        if not line.isascii() and max(line) >= "\u0800":
+            return index
+    return None
+
+
+def stage_raw_file(
+    src: BinaryIO,
+    dst: TextIO,
+    *,
+    file_type: str,
+    source_file: str,
+    yyyymm: str,
+    expected_sha256: str | None = None,
+    staged_path: str = "",
+    chunk_bytes: int = CHUNK_BYTES,
+) -> StagedFile:
+    """Transcode and check ``src`` (binary, cp932) into ``dst`` (UTF-8 text; open it with ``newline="\\n"``).
+
+    ``source_file`` is the bare file name written to every row and used in errors; ``staged_path`` is
+    only copied into the result (the caller knows where ``dst`` lives). SHA-256 and byte count are of
+    the source bytes. With ``expected_sha256`` (the validated manifest's), a different hash at the end
+    raises ``RULE_SHA_CHANGED`` — after ``dst`` was written, so the caller must discard it.
+    """
+    layout = formats.LAYOUTS.get(file_type)
+    if layout is None:
+        raise ParameterError(f"file_type must be one of {', '.join(formats.FILE_TYPES)}")
+    validate_yyyymm(yyyymm)
+    if not source_file or any(c in source_file for c in "\t\r\n"):
+        raise ParameterError("source_file must be a non-empty name without TAB, CR or LF")
+    if chunk_bytes < 1 or chunk_bytes > MAX_LINE_BYTES:
+        raise ParameterError(f"chunk_bytes must be between 1 and {MAX_LINE_BYTES}")
+
+    checker = _LineChecker(layout, source_file, yyyymm)
+    digest = hashlib.sha256()
+    size = 0
+    pending = b""
+    started = False
+    while True:
+        chunk = src.read(chunk_bytes)
+        if chunk:
+            digest.update(chunk)
+            size += len(chunk)
+            if pending:
+                nl = chunk.find(b"\n")
+                if len(pending) + (nl if nl >= 0 else len(chunk)) > MAX_LINE_BYTES:
+                    raise checker.fail(checker.line_no + 1, RULE_LINE_TOO_LONG)
+            buf = pending + chunk if pending else chunk
+            end = buf.rfind(b"\n")
+            if end < 0:
+                pending = buf
+                continue
+            data, pending = buf[: end + 1], buf[end + 1 :]
+        else:
+            data, pending = pending, b""
+            if not data:
+                break
+        utf8_at = first_utf8_line(data)
+        if utf8_at is not None:
+            utf8_at += checker.line_no + 1
+        if not started:
+            started = True
+            if data.startswith(UTF8_BOM):
+                raise checker.fail(1, RULE_BOM)
+            nl = data.find(b"\n")
+            first_line = data if nl < 0 else data[: nl + 1]
+            if formats.is_header(first_line):
+                checker.line_no = 1
+                data = data[len(first_line) :]
+        if data:
+            try:
+                rows = checker.block(data, final=not chunk)
+            except RawFileError as error:  # the first bad line wins, whatever its rule
+                if utf8_at is not None and (error.line is None or error.line >= utf8_at):
+                    raise checker.fail(utf8_at, RULE_UTF8) from None
+                raise
+            if utf8_at is not None:
+                raise checker.fail(utf8_at, RULE_UTF8)
+            dst.write(rows)
+        elif utf8_at is not None:
+            raise checker.fail(utf8_at, RULE_UTF8)
+        if not chunk:
+            break
+
+    sha256 = digest.hexdigest()
+    if expected_sha256 is not None and sha256 != expected_sha256.lower():
+        raise RawFileError(source_file, RULE_SHA_CHANGED)
+    return StagedFile(
+        file_type=file_type,
+        source_file=source_file,
+        records=checker.records,
+        sha256=sha256,
+        bytes=size,
+        staged_path=staged_path,
+    )

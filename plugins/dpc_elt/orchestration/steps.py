@@ -1,0 +1,346 @@
+"""One factory per Step Functions state: the DAG file calls these and only wires them.
+
+Each factory returns the task (or task group) whose id is the ASL state's name in snake_case, with
+the state's ``Retry`` block as Airflow retries and its ``Catch`` as trigger rules. The work is the
+configured backend's (``dpc_elt.backends.get_backend``): the step operators below ask it and, where
+the backend submitted the work to the warehouse, wait for it deferred. The month comes from the
+validated manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import TaskGroup, TriggerRule, task
+
+from dpc_elt.backends import get_backend
+from dpc_elt.backends.base import Backend
+from dpc_elt.core import copy_errors, run_marker, settings
+from dpc_elt.core.errors import ParameterError
+from dpc_elt.core.manifest import ValidatedManifest
+from dpc_elt.core.params import month_of_context
+from dpc_elt.notify import FAILURE_XCOM_KEY, Message, deliver, describe_failure
+from dpc_elt.orchestration import cosmos_config
+from dpc_elt.orchestration.operators import BackendStepOperator
+from dpc_elt.orchestration.retry import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
+
+log = logging.getLogger(__name__)
+
+CHECK_MANIFEST_TASK_ID = "validate_manifest.check_manifest"
+STEP_IDS = (
+    "validate_manifest",
+    "copy_raw",
+    "build_stage",
+    "rollback_stage",
+    "build_mart",
+    "compute_readmit",
+    "dbt_tests",
+    "export_parquet",
+)
+
+
+# doc_md of the steps, shown in the UI's task and group details (Airflow 3 TaskGroup takes doc_md; Cosmos'
+# DbtTaskGroup passes TaskGroup's arguments through, and the factories set it on the built group).
+VALIDATE_MANIFEST_DOC = """\
+**ValidateManifest** — waits for `<raw_root>/yyyymm=<YYYYMM>/_manifest.json` (deferred: no worker slot
+is held while waiting), then `check_manifest` validates the manifest and every file it lists: JSON
+Schema, file names, sizes, SHA-256, record counts, cp932 bytes. Nothing is written anywhere.
+
+**Failure** means the delivery is wrong (the message names file, line and rule) — never retried — or
+storage could not be read (retried 3 times). A scheduled run whose manifest did not come within
+`manifest_wait_minutes` ends *skipped*; a manual one fails.
+
+**Re-run:** fix or replace the delivery, then *Clear* this group (with downstream): the sensor looks
+again and the month is validated from scratch.
+"""
+BUILD_STAGE_DOC = """\
+**BuildStage** — `dbt run` of the stage models (one Cosmos task per model): typed rows, sentinel dates
+to NULL, y1 pivoted per case; incremental per `yyyymm` (each model deletes the month, then inserts it).
+
+**Failure** of any model runs `rollback_stage`, which deletes the month from every stage table, then
+`notify_failure`; the run stays failed. The task log holds dbt's error (the notice only its type).
+
+**Re-run:** fix the model or the data, then *Clear* the failed task (or this whole group) with
+downstream; clearing any model of the month any number of times gives the same rows.
+"""
+BUILD_MART_DOC = """\
+**BuildMart** — `dbt seed` + `dbt run` of the intermediate and mart models (one Cosmos task per node):
+`mart.fct_cases` (DPC code, MDC, length of stay, points), the dimensions and the `ref` seeds.
+Tables are rebuilt whole, so every run leaves the same result.
+
+**Failure** ends in `notify_failure` and leaves stage as loaded; mart keeps its previous build where
+the failed model did not complete. The task log holds dbt's error.
+
+**Re-run:** *Clear* the failed task, or this group, with downstream (`compute_readmit` onwards must
+follow so the readmission table and the export match the mart again).
+"""
+COPY_RAW_DOC = """\
+**CopyRaw** — every listed file is checked line by line and transcoded (cp932 → UTF-8), then the month
+is deleted from the three raw tables and loaded again, all in one transaction: embedded, one DuckDB
+transaction; production, the files are staged on S3 and one Data API batch deletes and COPYs all three
+file types (the task waits for it deferred, holding no worker slot).
+
+**Failure:** a rejected line names file, line and rule (never the value) and nothing of the month is
+changed; a busy warehouse (DuckDB's file lock, Data API throttling, a lost concurrent transaction) is
+retried 4 times.
+
+**Re-run:** fix the delivery if it was rejected, then *Clear* this task with downstream.
+"""
+
+
+def _documented(group: Any, doc_md: str) -> Any:
+    """Give a task group its UI documentation (and a tooltip, if it has none)."""
+    group.doc_md = doc_md
+    if not group.tooltip:
+        group.tooltip = doc_md.split("—", 1)[-1].split(".", 1)[0].strip()
+    return group
+
+
+def _checked(context: Any) -> dict[str, Any]:
+    """What check_manifest returned for this run: the month and the validated manifest."""
+    checked = context["ti"].xcom_pull(task_ids=CHECK_MANIFEST_TASK_ID)
+    if not checked:
+        raise RuntimeError("validate_manifest.check_manifest left no result: clear validate_manifest too")
+    return checked
+
+
+def _breadcrumbs(context: Any) -> list[dict[str, Any]]:
+    """Terminal task instances of this run: task id, state, duration (no values)."""
+    ti = context["ti"]
+    return list(ti.get_task_breadcrumbs(dag_id=ti.dag_id, run_id=ti.run_id))
+
+
+# ------------------------------------------------------------------------------------------ the steps
+
+
+def validate_manifest() -> TaskGroup:
+    """ValidateManifest: wait for ``_manifest.json`` (deferrable), then validate all of it — under the raw
+    root (any fsspec URI), or on S3 through the Airflow AWS connection in production."""
+    with TaskGroup(
+        group_id="validate_manifest",
+        tooltip="Wait for the month's _manifest.json, then check schema, names, sizes, SHA-256 and counts",
+        doc_md=VALIDATE_MANIFEST_DOC,
+    ) as group:
+        wait = get_backend().manifest_sensor(task_id="wait_for_manifest", **VALIDATE_MANIFEST_RETRY)
+
+        @task(task_id="check_manifest", **VALIDATE_MANIFEST_RETRY)
+        def check_manifest(**context: Any) -> dict[str, Any]:
+            """Validate the manifest and every file it lists: all or nothing, never retried on bad input."""
+            yyyymm = month_of_context(context)
+            manifest = get_backend().validate_month(yyyymm)
+            for name in manifest.unlisted:
+                log.warning("ignored %s: in the month folder but not listed in _manifest.json", name)
+            log.info("manifest of %s valid: %d files", yyyymm, len(manifest.files))
+            return {"yyyymm": yyyymm, "manifest": manifest.to_dict()}
+
+        wait >> check_manifest()
+    return group
+
+
+class CopyRawOperator(BackendStepOperator):
+    """CopyRaw: delete the month from every raw table and load the validated files, one transaction."""
+
+    ui_color = "#fde8d7"
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        with copy_errors.copy_errors_reported():  # the CopyErrorCount log line, then the error
+            yield
+
+    def start(self, context: Any, backend: Backend) -> Any:
+        checked = _checked(context)
+        return backend.load_month(checked["yyyymm"], ValidatedManifest.from_dict(checked["manifest"]))
+
+    def finish(self, context: Any, result: dict[str, int]) -> dict[str, int]:
+        log.info("loaded %s: %s", _checked(context)["yyyymm"], result)
+        return result
+
+
+def copy_raw() -> CopyRawOperator:
+    """CopyRaw: per file type, delete the month then load it — one transaction for the month."""
+    return CopyRawOperator(task_id="copy_raw", pool=settings.WAREHOUSE_POOL, doc_md=COPY_RAW_DOC, **COPY_RAW_RETRY)
+
+
+def build_stage():
+    """BuildStage: ``dbt run --select stage`` as a Cosmos task group, incremental per month."""
+    group = cosmos_config.dbt_task_group(
+        "build_stage",
+        cosmos_config.STAGE_SELECT,
+        "Stage models: typed rows, sentinel dates to NULL, y1 pivoted per case, incremental per yyyymm",
+    )
+    return _documented(group, BUILD_STAGE_DOC)
+
+
+class RollbackStageOperator(BackendStepOperator):
+    """RollbackStage: after a failed stage build, delete the month from every stage table."""
+
+    def start(self, context: Any, backend: Backend) -> Any:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        failed = [
+            crumb["task_id"]
+            for crumb in _breadcrumbs(context)
+            if crumb["task_id"].startswith("build_stage.") and crumb["state"] == "failed"
+        ]
+        if not failed:
+            raise AirflowSkipException("no build_stage task failed: nothing to roll back")
+        log.info("rolling back after %s failed", failed)
+        return backend.rollback_stage(month_of_context(context))
+
+    def finish(self, context: Any, result: dict[str, int]) -> dict[str, int]:
+        log.info("rolled back %s: rows deleted %s", month_of_context(context), result)
+        return result
+
+
+def rollback_stage() -> RollbackStageOperator:
+    """RollbackStage runs once the whole stage group is done (ALL_DONE: no stage model is still running
+    when the month is deleted) and only acts when one of its tasks failed."""
+    return RollbackStageOperator(
+        task_id="rollback_stage",
+        trigger_rule=TriggerRule.ALL_DONE,
+        pool=settings.WAREHOUSE_POOL,
+        doc_md="Deletes the month from every stage table after a failed `build_stage` (skipped otherwise).",
+    )
+
+
+def build_mart():
+    """BuildMart: seeds, intermediate and mart models as a Cosmos task group."""
+    group = cosmos_config.dbt_task_group(
+        "build_mart",
+        cosmos_config.MART_SELECT,
+        "Mart models: case facts (DPC code, MDC, length of stay, points), dimensions and ref seeds",
+    )
+    return _documented(group, BUILD_MART_DOC)
+
+
+class ComputeReadmitOperator(BackendStepOperator):
+    """ComputeReadmit: the readmission SQL makes mart.fact_case_summary equal the contract again."""
+
+    def start(self, context: Any, backend: Backend) -> Any:
+        return backend.compute_readmit(_checked(context)["yyyymm"])
+
+    def finish(self, context: Any, result: list[str]) -> list[str]:
+        log.info("fact_case_summary recomputed for %s; months changed: %s", _checked(context)["yyyymm"], result)
+        return result
+
+
+def compute_readmit() -> ComputeReadmitOperator:
+    return ComputeReadmitOperator(
+        task_id="compute_readmit",
+        pool=settings.WAREHOUSE_POOL,
+        doc_md="Recomputes the 7/30-day readmissions of every patient the month touches (one transaction).",
+    )
+
+
+def dbt_tests():
+    """DbtTests: ``dbt test`` — schema, data and unit tests of stage and mart."""
+    return cosmos_config.dbt_test_task("dbt_tests")
+
+
+class ExportParquetOperator(BackendStepOperator):
+    """ExportParquet: clear each changed month's output prefix, then write its Parquet and manifest,
+    then the month's quality report (``_quality_report.html``, after the manifest: not listed in it)."""
+
+    def start(self, context: Any, backend: Backend) -> Any:
+        yyyymm = _checked(context)["yyyymm"]
+        months = context["ti"].xcom_pull(task_ids="compute_readmit") or [yyyymm]
+        return backend.export_months(sorted(set(months) | {yyyymm}))
+
+    def finish(self, context: Any, result: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from dpc_elt.ops import quality_report
+
+        cfg = settings.get_settings()
+        for month in result:
+            log.info("exported %s: %s", month["uri"], [(f["path"], f["rows"]) for f in month["files"]])
+            # The export cleared the month's folder: every month written gets its report again.
+            month["report"] = quality_report.write_report(month["yyyymm"], cfg)
+        return result
+
+
+def export_parquet() -> ExportParquetOperator:
+    return ExportParquetOperator(
+        task_id="export_parquet",
+        pool=settings.WAREHOUSE_POOL,
+        doc_md="Rewrites the Parquet files, `_manifest.json` and quality report of every month whose rows changed.",
+    )
+
+
+# ---------------------------------------------------------------------------------------- the notices
+
+
+def _message(context: Any, status: str, yyyymm: str | None) -> Message:
+    ti = context["ti"]
+    return Message(
+        status=status,
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        yyyymm=yyyymm,
+        environment=settings.get_settings().environment,
+    )
+
+
+def _step_durations(context: Any) -> dict[str, float]:
+    """Seconds per ASL state (task group time is the sum of its tasks)."""
+    durations: dict[str, float] = {}
+    for crumb in _breadcrumbs(context):
+        step = crumb["task_id"].split(".", 1)[0]
+        if step in STEP_IDS and crumb["state"] == "success" and crumb.get("duration") is not None:
+            durations[step] = round(durations.get(step, 0.0) + float(crumb["duration"]), 1)
+    return {step: durations[step] for step in STEP_IDS if step in durations}
+
+
+def notify_success():
+    """NotifySuccess: counts per table, durations and the export locations."""
+
+    @task(task_id="notify_success", pool=settings.WAREHOUSE_POOL)
+    def notify_success_task(**context: Any) -> str:
+        checked = _checked(context)
+        backend = get_backend()
+        message = _message(context, "SUCCESS", checked["yyyymm"])
+        message.counts = backend.month_counts(checked["yyyymm"])
+        message.durations = _step_durations(context)
+        exported = context["ti"].xcom_pull(task_ids="export_parquet") or []
+        message.exports = [month["uri"] for month in exported]
+        message.report = next((m.get("report", "") for m in exported if m.get("yyyymm") == checked["yyyymm"]), "")
+        unlisted = checked["manifest"].get("unlisted", [])
+        if unlisted:
+            message.notes.append(
+                f"{len(unlisted)} file(s) in the month folder were not in the manifest and were ignored"
+            )
+        where = deliver(message, context)
+        ti = context["ti"]  # the good end that ELTExecutionDelay counts from
+        end = run_marker.RunEnd(ti.dag_id, ti.run_id, "loaded", datetime.now(UTC), checked["yyyymm"])
+        run_marker.write_run_end(*backend.filesystem(run_marker.run_marker_uri(settings.get_settings())), end)
+        return where
+
+    return notify_success_task()
+
+
+def notify_failure():
+    """NotifyFailure: which step failed, its error type and the log link; runs after any rollback."""
+
+    @task(task_id="notify_failure", trigger_rule=TriggerRule.ALL_DONE)
+    def notify_failure_task(**context: Any) -> str:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        failed = [crumb["task_id"] for crumb in _breadcrumbs(context) if crumb["state"] == "failed"]
+        if not failed:
+            raise AirflowSkipException("no step failed")
+        try:
+            yyyymm = month_of_context(context)
+        except ParameterError:
+            yyyymm = None
+        message = _message(context, "FAILURE", yyyymm)
+        ti = context["ti"]
+        for task_id in failed:
+            recorded = ti.xcom_pull(task_ids=task_id, key=FAILURE_XCOM_KEY)
+            message.failures.append(recorded or describe_failure(task_id, None, None))
+        if any(task_id.startswith("build_stage.") for task_id in failed):
+            message.notes.append("rollback_stage removed the month from the stage tables")
+        return deliver(message, context)
+
+    return notify_failure_task()

@@ -1,0 +1,363 @@
+"""Streaming transcoding and line checks of raw files (contract §1, §2 load rules)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pytest
+
+from dpc_elt.core import formats, rawfile
+from dpc_elt.core.errors import ParameterError, RawFileError
+from dpc_elt.core.manifest import scan_file
+
+SECRET = "ﾋﾐﾂ秘密"  # a distinctive value that must never reach an error message
+EF_NAME = "EFn_131000123_2504.txt"
+
+
+def stage(data: bytes, file_type: str = "ef_in", **kw) -> tuple[rawfile.StagedFile, str]:
+    out = io.StringIO(newline="\n")
+    kw.setdefault("source_file", formats.LAYOUTS[file_type].file_name("131000123", "202504"))
+    kw.setdefault("yyyymm", "202504")
+    result = rawfile.stage_raw_file(io.BytesIO(data), out, file_type=file_type, **kw)
+    return result, out.getvalue()
+
+
+def fails(data: bytes, file_type: str = "ef_in", **kw) -> RawFileError:
+    with pytest.raises(RawFileError) as exc:
+        stage(data, file_type, **kw)
+    return exc.value
+
+
+# ----------------------------------------------------------------------------------- happy path
+
+
+def test_ef_happy_path_exact_output(dpc):
+    rows = [
+        dpc.row("ef_in", item_name="初診料（入院）", unit_code="ｶﾞｰｾﾞ"),
+        dpc.row("ef_in", order_no="2", discharge_date="00000000", performed_date="", facility_type=""),
+        dpc.row("ef_in", order_no="3", discharge_date="99999999", item_name="①髙﨑ﾃｽﾄ"),
+    ]
+    data = dpc.encode([dpc.header("ef_in"), *rows])
+    result, out = stage(data, staged_path="/work/x.tsv")
+
+    expected = "".join(f"202504\t{EF_NAME}\t{n}\t" + "\t".join(r) + "\n" for n, r in zip((2, 3, 4), rows, strict=True))
+    assert out == expected
+    assert "初診料（入院）" in out and "ｶﾞｰｾﾞ" in out and "①髙﨑ﾃｽﾄ" in out
+    assert result == rawfile.StagedFile(
+        file_type="ef_in",
+        source_file=EF_NAME,
+        records=3,
+        sha256=hashlib.sha256(data).hexdigest(),
+        bytes=len(data),
+        staged_path="/work/x.tsv",
+    )
+    # the columns are formats.LINEAGE_COLUMNS + layout.columns
+    for line in out.splitlines():
+        assert len(line.split("\t")) == len(formats.LINEAGE_COLUMNS) + formats.EF_IN.column_count
+
+
+def test_y1_and_d_happy_path(dpc):
+    y1_rows = [
+        dpc.row("y1"),
+        dpc.row("y1", item_code="A000020", payload_1="20250401", payload_5="100"),
+        dpc.row("y1", item_code="A000030", payload_1="20250410"),
+        dpc.row("y1", item_code="A000070", payload_1=""),  # payload dates may be empty
+        dpc.row("y1", item_code="A006010", payload_1="not a date", payload_2="I509", payload_9="心不全"),
+        dpc.row("y1", summary_no="A", item_code="A000010", payload_1="00000000"),
+    ]
+    result, out = stage(dpc.encode([dpc.header("y1"), *y1_rows]), "y1")
+    assert result.records == 6
+    assert out.splitlines()[4].endswith("\t".join(y1_rows[4]))
+    assert out.splitlines()[0].startswith("202504\tFF1_131000123_2504.txt\t2\t131000123\t")
+
+    d_rows = [dpc.row("d"), dpc.row("d", calc_end_date="", dpc_code="050130xx99000x", item_name="ＤＰＣ")]
+    result, out = stage(dpc.encode(d_rows), "d")
+    assert result.records == 2
+    assert out == "".join(
+        f"202504\tDn_131000123_2504.txt\t{n}\t" + "\t".join(r) + "\n" for n, r in enumerate(d_rows, 1)
+    )
+
+
+def test_no_header_line_numbers_start_at_one(dpc):
+    _, out = stage(dpc.encode([dpc.row("ef_in"), dpc.row("ef_in")]))
+    assert [line.split("\t")[2] for line in out.splitlines()] == ["1", "2"]
+
+
+def test_half_width_header_is_skipped(dpc):
+    result, out = stage(dpc.encode([dpc.header("ef_in", "ﾃﾞｰﾀ識別番号"), dpc.row("ef_in")]))
+    assert result.records == 1
+    assert out.split("\t")[2] == "2"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", "施設コード\tデータ識別番号\r\n".encode("cp932"), "施設コード\tデータ識別番号".encode("cp932")],
+    ids=["empty", "header-crlf", "header-no-eol"],
+)
+def test_no_data_lines_is_fine(data):
+    result, out = stage(data)
+    assert (result.records, out, result.bytes) == (0, "", len(data))
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_truncated_last_line_is_accepted(dpc):
+    rows = [dpc.row("ef_in"), dpc.row("ef_in", order_no="2")]
+    result, out = stage(dpc.encode(rows, final_newline=False))
+    assert result.records == 2
+    assert out.endswith("\t".join(rows[1]) + "\n")
+
+
+def test_last_line_cut_between_cr_and_lf_is_accepted(dpc):
+    data = dpc.encode([dpc.row("ef_in"), dpc.row("ef_in")])[:-1]
+    assert data.endswith(b"\r")
+    result, out = stage(data)
+    assert result.records == 2
+    assert "\r" not in out
+
+
+def test_lf_only_and_mixed_line_endings(dpc):
+    rows = [dpc.row("ef_in"), dpc.row("ef_in", order_no="2"), dpc.row("ef_in", order_no="3")]
+    lf = dpc.encode(rows, newline="\n")
+    mixed = dpc.encode(rows[:2]) + dpc.encode(rows[2:], newline="\n")
+    crlf_out = stage(dpc.encode(rows))[1]
+    assert stage(lf)[1] == crlf_out
+    assert stage(mixed)[1] == crlf_out
+    assert "\r" not in crlf_out
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64, 1000])
+def test_small_chunks_give_the_same_result(dpc, chunk):
+    rows = [dpc.row("ef_in", order_no=str(i), item_name="ｱｲｳ漢字かな" * i) for i in range(1, 30)]
+    data = dpc.encode([dpc.header("ef_in"), *rows])
+    assert stage(data, chunk_bytes=chunk) == stage(data)
+    bad = dpc.encode([dpc.header("ef_in"), *rows[:20], rows[20][:-1], *rows[21:]])
+    assert fails(bad, chunk_bytes=chunk).line == 22
+
+
+def test_record_count_agrees_with_manifest_scan(dpc):
+    rows = [dpc.row("ef_in"), dpc.row("ef_in")]
+    for data in (
+        dpc.encode([dpc.header("ef_in"), *rows]),
+        dpc.encode(rows, final_newline=False),
+        dpc.encode(rows, newline="\n"),
+        dpc.encode([dpc.header("ef_in")]),
+    ):
+        staged, _ = stage(data)
+        assert scan_file(io.BytesIO(data))[1:] == (staged.bytes, staged.records)
+
+
+def test_expected_sha256_matches(dpc):
+    data = dpc.encode([dpc.row("ef_in")])
+    result, _ = stage(data, expected_sha256=hashlib.sha256(data).hexdigest().upper())
+    assert result.records == 1
+
+
+def test_sha256_mismatch_is_detected(dpc):
+    data = dpc.encode([dpc.row("ef_in", item_name=SECRET)])
+    exc = fails(data, expected_sha256=hashlib.sha256(data + b"x").hexdigest())
+    assert exc.rule == rawfile.RULE_SHA_CHANGED == "file changed since validation (sha256)"
+    assert exc.file == EF_NAME and exc.line is None
+
+
+# ---------------------------------------------------------------------------------- line rules
+
+
+def test_wrong_field_count_names_the_line(dpc):
+    rows = [dpc.row("ef_in"), dpc.row("ef_in")[:-1], dpc.row("ef_in")]
+    exc = fails(dpc.encode([dpc.header("ef_in"), *rows]))
+    assert (exc.file, exc.line, exc.rule) == (EF_NAME, 3, rawfile.RULE_FIELD_COUNT)
+    assert "expected 31 fields, found 30" in str(exc)
+    assert str(exc).startswith(f"{EF_NAME}:3: wrong number of fields")
+
+
+def test_too_many_fields(dpc):
+    exc = fails(dpc.encode([[*dpc.row("d"), SECRET]]), "d")
+    assert (exc.line, exc.rule) == (1, rawfile.RULE_FIELD_COUNT)
+    assert "expected 30 fields, found 31" in str(exc)
+
+
+def test_empty_line(dpc):
+    data = dpc.encode([dpc.row("ef_in")]) + b"\r\n" + dpc.encode([dpc.row("ef_in")])
+    exc = fails(data)
+    assert (exc.line, exc.rule) == (2, rawfile.RULE_EMPTY_LINE)
+
+
+@pytest.mark.parametrize(
+    ("file_type", "column", "value"),
+    [
+        ("ef_in", "admission_date", "20250231"),
+        ("ef_in", "discharge_date", "20250431"),
+        ("ef_in", "admission_date", ""),  # required: never empty
+        ("ef_in", "admission_date", "2025041"),
+        ("ef_in", "admission_date", "2025-4-1"),
+        ("ef_in", "admission_date", "２０２５０４０１"),  # full-width digits
+        ("ef_in", "admission_date", "00000001"),
+        ("ef_in", "performed_date", "20251301"),
+        ("ef_in", "performed_date", " "),
+        ("d", "calc_end_date", "20250230"),
+        ("d", "performed_date", "2025040"),
+        ("y1", "admission_date", "20240230"),
+    ],
+)
+def test_impossible_date(dpc, file_type, column, value):
+    rows = [dpc.row(file_type), dpc.row(file_type), dpc.row(file_type, **{column: value})]
+    exc = fails(dpc.encode(rows), file_type)
+    assert (exc.line, exc.rule) == (3, rawfile.RULE_DATE)
+    assert f"column {column}" in str(exc)
+
+
+@pytest.mark.parametrize("item_code", sorted(formats.Y1_DATE_PAYLOADS))
+def test_impossible_y1_payload_date(dpc, item_code):
+    rows = [dpc.row("y1", item_code=item_code, payload_1="19991332")]
+    exc = fails(dpc.encode([dpc.header("y1"), dpc.row("y1"), *rows]), "y1")
+    assert (exc.line, exc.rule) == (3, rawfile.RULE_DATE)
+    assert "column payload_1" in str(exc)
+    assert "19991332" not in str(exc)
+
+
+def test_y1_payload_of_other_item_codes_is_not_a_date(dpc):
+    rows = [dpc.row("y1", item_code="A006010", payload_1="19991332")]
+    assert stage(dpc.encode(rows), "y1")[0].records == 1
+
+
+def test_leap_day_and_sentinels(dpc):
+    rows = [
+        dpc.row("ef_in", admission_date="20240229", discharge_date="00000000", performed_date="99999999"),
+        dpc.row("ef_in", admission_date="99999999", discharge_date="99999999", performed_date="00000000"),
+    ]
+    assert stage(dpc.encode(rows))[0].records == 2
+    exc = fails(dpc.encode([dpc.row("ef_in", admission_date="20250229")]))
+    assert exc.rule == rawfile.RULE_DATE
+
+
+# ----------------------------------------------------------------------------------- byte rules
+
+
+def test_utf8_bom(dpc):
+    data = b"\xef\xbb\xbf" + dpc.encode([dpc.row("ef_in")])
+    exc = fails(data)
+    assert (exc.line, exc.rule) == (1, "UTF-8 byte order mark: file must be cp932")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"\x81\x20", b"\x82", b"\x80", b"\xa0", b"\xfd", b"\xff"],
+    ids=["bad-trail", "lone-lead", "0x80", "0xa0", "0xfd", "0xff"],
+)
+def test_bytes_not_valid_cp932(dpc, bad):
+    good = dpc.encode([dpc.row("ef_in")])
+    line = dpc.encode([dpc.row("ef_in", item_name="X")]).replace(b"\tX\t", b"\t" + bad + b"\t")
+    exc = fails(good + good + line)
+    assert (exc.line, exc.rule) == (3, rawfile.RULE_NOT_CP932)
+
+
+@pytest.mark.parametrize("text", ["日本語", "ガーゼ", "点滴 5mg ガーゼ"], ids=["not-cp932", "also-cp932", "mixed"])
+def test_utf8_text_is_rejected_even_when_it_is_valid_cp932(dpc, text):
+    good = dpc.encode([dpc.row("ef_in", item_name="初診料（入院）")])
+    line = dpc.encode([dpc.row("ef_in", item_name="X")]).replace(b"\tX\t", b"\t" + text.encode() + b"\t")
+    exc = fails(good + good + line + good)
+    assert (exc.line, exc.rule) == (3, rawfile.RULE_UTF8)
+    assert str(exc) == f"{EF_NAME}:3: {rawfile.RULE_UTF8}"
+
+
+def test_an_earlier_bad_line_wins_over_utf8_text(dpc):
+    good = dpc.encode([dpc.row("ef_in")])
+    utf8 = dpc.encode([dpc.row("ef_in", item_name="X")]).replace(b"\tX\t", b"\t" + "ガーゼ".encode() + b"\t")
+    exc = fails(good + b"too\tfew\r\n" + utf8)
+    assert (exc.line, exc.rule) == (2, rawfile.RULE_FIELD_COUNT)
+
+
+@pytest.mark.parametrize("chunk", [7, 4096])
+def test_genuine_cp932_japanese_is_not_taken_for_utf8(dpc, chunk):
+    names = ["初診料（入院）", "ｶﾞｰｾﾞ", "①髙﨑ﾃｽﾄ", "ﾃｰ", "点滴注射", "ソルラクト輸液５００ｍＬ", "ぁぁ"]
+    rows = [dpc.row("ef_in", order_no=str(n), item_name=name) for n, name in enumerate(names, 1)]
+    result, _ = stage(dpc.encode(rows), chunk_bytes=chunk)
+    assert result.records == len(names)
+
+
+def test_nul_byte(dpc):
+    good = dpc.encode([dpc.row("ef_in")])
+    line = dpc.encode([dpc.row("ef_in", item_name="A")]).replace(b"\tA\t", b"\tA\x00B\t")
+    exc = fails(good + line)
+    assert (exc.line, exc.rule) == (2, "NUL byte")
+
+
+@pytest.mark.parametrize(
+    ("char", "rule"),
+    [
+        ("\r", rawfile.RULE_STRAY_CR),
+        ("\x01", rawfile.RULE_CONTROL),
+        ("\x1b", rawfile.RULE_CONTROL),
+        ("\x7f", rawfile.RULE_CONTROL),
+    ],
+)
+def test_control_characters(dpc, char, rule):
+    good = dpc.encode([dpc.row("ef_in")])
+    exc = fails(good + dpc.encode([dpc.row("ef_in", item_name=f"a{char}b")]) + good)
+    assert (exc.line, exc.rule) == (2, rule)
+
+
+def test_line_too_long(dpc, monkeypatch):
+    monkeypatch.setattr(rawfile, "MAX_LINE_BYTES", 300)
+    row = dpc.row("ef_in")
+    ok = dpc.encode([row])
+    assert len(ok) < 300
+    assert stage(ok * 3, chunk_bytes=64)[0].records == 3
+    long_line = dpc.encode([dpc.row("ef_in", item_name="x" * 400)])
+    exc = fails(ok + long_line, chunk_bytes=64)
+    assert (exc.line, exc.rule) == (2, rawfile.RULE_LINE_TOO_LONG)
+
+
+# --------------------------------------------------------------------------- no values in errors
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda d: d.encode([d.row("ef_in", item_name=SECRET)[:-1]]),
+        lambda d: d.encode([d.row("ef_in", admission_date=SECRET)]),
+        lambda d: d.encode([d.row("ef_in", performed_date=SECRET)]),
+        lambda d: d.encode([d.row("ef_in", item_name=SECRET + "\x01")]),
+        lambda d: d.encode([d.row("ef_in", item_name=SECRET + "\r")]),
+        lambda d: d.encode([d.row("ef_in", item_name=SECRET)]) + SECRET.encode("utf-8"),
+        lambda d: d.encode([d.row("ef_in", patient_id=SECRET)]).replace(b"\t", b"\x00\t", 1),
+    ],
+)
+def test_errors_never_contain_field_values(dpc, make):
+    exc = fails(make(dpc))
+    assert SECRET not in str(exc)
+    assert all(SECRET not in str(a) for a in exc.args)
+    assert SECRET not in (exc.detail + exc.rule)
+
+
+def test_y1_payload_error_has_no_value(dpc):
+    exc = fails(dpc.encode([dpc.row("y1", item_code="A000030", payload_1=SECRET)]), "y1")
+    assert exc.rule == rawfile.RULE_DATE and SECRET not in str(exc)
+
+
+# ------------------------------------------------------------------------------------ arguments
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"file_type": "ef"},
+        {"yyyymm": "202513"},
+        {"yyyymm": "2504"},
+        {"source_file": "a\tb"},
+        {"source_file": ""},
+        {"chunk_bytes": 0},
+    ],
+)
+def test_bad_arguments(kw):
+    args = {"file_type": "ef_in", "source_file": EF_NAME, "yyyymm": "202504", **kw}
+    with pytest.raises(ParameterError):
+        rawfile.stage_raw_file(io.BytesIO(b""), io.StringIO(), **args)
+
+
+def test_is_valid_date():
+    assert rawfile.is_valid_date("20240229") and rawfile.is_valid_date("00000000")
+    assert rawfile.is_valid_date("99999999")
+    for bad in ("20230229", "20251301", "20250400", "00010000", "", "2025040１", "2025-04-01"):
+        assert not rawfile.is_valid_date(bad)

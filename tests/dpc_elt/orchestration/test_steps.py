@@ -1,0 +1,80 @@
+"""The ASL Retry blocks as retry policies: transient errors are retried, bad input never."""
+
+from __future__ import annotations
+
+import pytest
+from airflow.sdk.definitions.retry_policy import RetryAction
+
+from dpc_elt.core.errors import ManifestError, ParameterError, RawFileError, WarehouseBusyError
+from dpc_elt.orchestration.retry import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
+
+
+@pytest.mark.parametrize(
+    ("policy", "error", "action"),
+    [
+        (VALIDATE_MANIFEST_RETRY, ManifestError("_manifest.json", "invalid JSON", line=3), RetryAction.FAIL),
+        (VALIDATE_MANIFEST_RETRY, ParameterError("yyyymm"), RetryAction.FAIL),
+        (VALIDATE_MANIFEST_RETRY, ConnectionResetError("storage hiccup"), RetryAction.RETRY),
+        (VALIDATE_MANIFEST_RETRY, TimeoutError(), RetryAction.RETRY),
+        (VALIDATE_MANIFEST_RETRY, KeyError("bug"), RetryAction.FAIL),
+        (COPY_RAW_RETRY, RawFileError("EFn_131000123_2504.txt", "wrong number of fields", line=9), RetryAction.FAIL),
+        (COPY_RAW_RETRY, WarehouseBusyError("dpc.duckdb: locked"), RetryAction.RETRY),
+        (COPY_RAW_RETRY, FileNotFoundError("gone"), RetryAction.FAIL),
+        (COPY_RAW_RETRY, ValueError("bug"), RetryAction.FAIL),
+    ],
+)
+def test_retry_policy_decides_like_the_asl_error_equals(policy, error, action):
+    decision = policy["retry_policy"].evaluate(error, try_number=1, max_tries=policy["retries"])
+    assert decision.action == action, decision.reason
+
+
+def test_run_local_reports_each_task_as_dag_test_finishes_it(monkeypatch):
+    """run_local wraps the function dag.test runs every task through: one line per finished task."""
+    import io
+    from types import SimpleNamespace
+
+    from airflow.sdk.definitions import dag as dag_module
+
+    from dpc_elt.dev.run_local import task_progress
+
+    calls = []
+
+    def fake_run_task(*, ti, task, run_triggerer=False):
+        calls.append((ti.task_id, run_triggerer))
+        ti.state = SimpleNamespace(value="success")
+        return "result"
+
+    monkeypatch.setattr(dag_module, "_run_task", fake_run_task)
+    out = io.StringIO()
+    with task_progress(out):
+        ti = SimpleNamespace(task_id="copy_raw", state=None)
+        assert dag_module._run_task(ti=ti, task=None, run_triggerer=True) == "result"
+    assert dag_module._run_task is fake_run_task  # restored
+    assert calls == [("copy_raw", True)]
+    (line,) = out.getvalue().splitlines()
+    assert line.split()[:2] == ["copy_raw", "success"] and line.endswith(" s")
+    with task_progress(None):  # quiet: not wrapped at all
+        assert dag_module._run_task is fake_run_task
+
+
+def test_run_local_summary_names_only_what_did_not_succeed(monkeypatch, capsys):
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    from dpc_elt.dev import run_local
+
+    def ti(task_id, state, minute):
+        return SimpleNamespace(task_id=task_id, state=state, start_date=datetime(2025, 4, 1, 3, minute, tzinfo=UTC))
+
+    tis = [
+        ti("copy_raw", "success", 1),
+        ti("rollback_stage", "skipped", 3),
+        ti("build_mart.fct_cases_run", "failed", 2),
+    ]
+    run = SimpleNamespace(run_id="manual__x", state="failed", get_task_instances=lambda: tis)
+    monkeypatch.setattr(run_local, "run_month", lambda yyyymm, progress=None: run)
+    assert run_local.main(["--yyyymm", "202504", "--quiet"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("dpc_elt 202504: run manual__x ended failed in ")
+    assert lines[1:4] == ["  1 tasks succeeded", "  failed: build_mart.fct_cases_run", "  skipped: rollback_stage"]
+    assert not any(line.startswith("Quality report") for line in lines)
