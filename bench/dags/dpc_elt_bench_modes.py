@@ -3,8 +3,8 @@
 
 Not deployed and not in `dags/`: `bench/run_bench.py` points a throwaway AIRFLOW_HOME at this folder and
 runs each DAG once with `dag.test()` on a warehouse the real `dpc_elt` DAG has just loaded. Each DAG is
-`build_stage` → `build_mart` → `dbt_tests`, built from `dpc_elt.cosmos_config` (same project, profile,
-selections, operator arguments and pool) with only the execution settings changed:
+`build_stage` → `build_mart` → `dbt_tests`, built from `dpc_elt.orchestration.cosmos_config` (same project,
+profile, selections, operator arguments and pool) with only the execution settings changed:
 
 - `local_dbt_runner`: what `dpc_elt` does today (LOCAL, DBT_RUNNER, one task per model);
 - `watcher`: ExecutionMode.WATCHER (one `dbt build` producer per group plus one sensor per model);
@@ -18,7 +18,8 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import DAG, Param, chain
 
-from dpc_elt import cosmos_config, settings
+from dpc_elt.core import settings
+from dpc_elt.orchestration import cosmos_config
 
 MONTH = "{{ params.yyyymm }}"
 # The producer builds models and seeds only; tests run in dbt_tests as in dpc_elt.
