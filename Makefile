@@ -41,7 +41,7 @@ generate: install ## Write synthetic DPC files for DEMO_MONTHS under data/raw
 demo: install manifest ## From a fresh clone: generate data and run the whole DAG for each demo month
 	@scripts/demo.sh $(DEMO_MONTHS)
 
-run-month: install manifest ## Run dpc_elt for one month: make run-month YYYYMM=202504
+run-month: install manifest ## Run dpc_elt for one month: make run-month YYYYMM=202504 [MANIFEST_WAIT_MINUTES=30]
 	@scripts/run_month.sh $(YYYYMM)
 
 backfill: install manifest ## Run dpc_elt for a range of months in order: make backfill FROM=202501 TO=202506

@@ -30,7 +30,7 @@ P1, P2, P3, P4, P5, P6 = (f"000000000{i}" for i in range(1, 7))
 STAGE_KEYS = {
     "stg_dpc__y1_cases": ("yyyymm", *CASE_KEY),
     "stg_dpc__y1_segments": ("yyyymm", *CASE_KEY, "summary_no"),
-    "stg_dpc__ef_in": ("yyyymm", "source_file", "line_no"),
+    "stg_dpc__ef_in_stays": ("yyyymm", "facility_cd", "patient_id", "admission_date", "discharge_key"),
     "stg_dpc__d": ("yyyymm", "source_file", "line_no"),
 }
 STAGE_TABLES = tuple(STAGE_KEYS)
@@ -221,7 +221,7 @@ def test_dbt_test_fails_on_broken_data(warehouse):
             "update mart.fact_case_summary set readmitted_within_30d = not readmitted_within_30d "
             f"where patient_id = '{P4}'"
         )
-        con.execute("delete from stage.stg_dpc__ef_in where yyyymm = '202412' and line_no = 2")
+        con.execute("update stage.stg_dpc__ef_in_stays set n_ef_rows = n_ef_rows - 1 where yyyymm = '202412'")
     result = project.invoke("test", "--select", "tag:summary", "assert_stage_months_match_raw")
     assert not result.success
     failed = {name for name, status in result_statuses(result).items() if status == "fail"}
@@ -239,7 +239,7 @@ def test_dbt_test_fails_on_broken_data(warehouse):
         run_compute_readmit(con, "202502")
     ok(project.invoke("run", "--full-refresh", "--select", "path:models/staging", env={"DPC_YYYYMM": "202502"}))
     with duckdb.connect(str(project.duckdb_path)) as con:
-        months = con.execute("select distinct yyyymm from stage.stg_dpc__ef_in order by 1").fetchall()
+        months = con.execute("select distinct yyyymm from stage.stg_dpc__ef_in_stays order by 1").fetchall()
         assert months == [("202412",)]
         assert con.execute("select count(distinct yyyymm) from stage.stg_dpc__y1_cases").fetchone() == (3,)
     ok(project.invoke("test", "--select", "tag:summary", "assert_stage_months_match_raw"))

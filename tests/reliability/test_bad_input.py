@@ -536,15 +536,17 @@ def test_ef_rows_of_an_unknown_case_are_kept(loaded, dbt):
     month = new_month(loaded)
     ef_lines = {}
     with support.connect(loaded) as con:
-        before = con.execute("select count(*) from stage.stg_dpc__ef_in").fetchone()[0]
+        before = con.execute("select coalesce(sum(n_ef_rows), 0) from stage.stg_dpc__ef_in_stays").fetchone()[0]
     support.pipeline_month(loaded, dbt, month)
     with support.connect(loaded) as con:
         ef_lines = dict(
-            con.execute("select yyyymm, count(*) from stage.stg_dpc__ef_in group by yyyymm order by yyyymm").fetchall()
+            con.execute(
+                "select yyyymm, sum(n_ef_rows) from stage.stg_dpc__ef_in_stays group by yyyymm order by yyyymm"
+            ).fetchall()
         )
         orphans = con.execute(
             """
-            select count(*) from stage.stg_dpc__ef_in as ef
+            select count(*) from stage.stg_dpc__ef_in_stays as ef
             where ef.yyyymm = ? and not exists (
                 select 1 from stage.stg_dpc__y1_cases as c
                 where c.facility_cd = ef.facility_cd and c.patient_id = ef.patient_id

@@ -128,7 +128,9 @@ def _round(run, cfg) -> dict:
 def _stage_rows(cfg) -> int | None:
     with support.connect(cfg) as con:
         try:
-            return con.execute("select count(*) from stage.stg_dpc__ef_in where yyyymm = ?", [MONTH]).fetchone()[0]
+            return con.execute("select count(*) from stage.stg_dpc__ef_in_stays where yyyymm = ?", [MONTH]).fetchone()[
+                0
+            ]
         except Exception:
             return None
 

@@ -142,9 +142,9 @@ def test_failure_in_the_middle_of_the_load_leaves_the_month_as_it_was(loaded, re
     fault("copy_raw.mid_load")
     with pytest.raises(faults.InjectedFault):
         support.load_raw(loaded, RELOAD)
-    # The fault hit inside the transaction, after the month had been deleted and rows inserted ...
+    # The fault hit inside the transaction, after the month had been deleted and the first file inserted ...
     assert calls[:2] == ["copy_raw/create_raw_table:y1", "shared/delete_month:y1"]
-    assert "copy_raw/insert_staged_file:y1" in calls and calls[-1] == "shared/count_month:y1", calls
+    assert "shared/delete_month:d" in calls and calls[-1] == "copy_raw/insert_transcoded_pieces:y1", calls
     # ... and none of it is visible: the reload of the month was rolled back as a whole.
     assert support.fingerprint(loaded) == before
     # Clear copy_raw and what follows, as a user does: the run ends where a clean run ends.
@@ -202,7 +202,7 @@ def test_stage_rollback_then_rebuild_equals_a_clean_run(loaded, reference, dbt):
     result = dbt.invoke(loaded, "run", "--select", "stg_dpc__y1_cases", month=RELOAD)
     assert result.success  # one stage model rebuilt, the others not: a half-built month
     deleted = embedded.EmbeddedBackend(loaded).rollback_stage(RELOAD)
-    assert set(deleted) == {"stg_dpc__y1_cases", "stg_dpc__y1_segments", "stg_dpc__ef_in", "stg_dpc__d"}
+    assert set(deleted) == {"stg_dpc__y1_cases", "stg_dpc__y1_segments", "stg_dpc__ef_in_stays", "stg_dpc__d"}
     with support.connect(loaded) as con:
         for table in deleted:
             assert con.execute(f"select count(*) from stage.{table} where yyyymm = ?", [RELOAD]).fetchone() == (0,)

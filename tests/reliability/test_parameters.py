@@ -150,8 +150,9 @@ def test_dbt_refuses_a_bad_month_var_before_it_reaches_sql(loaded, dbt):
         result = dbt.invoke(loaded, "run", month=value)
         assert not result.success
         statuses = {r.node.name: str(r.status) for r in result.result}
-        staging = {name: status for name, status in statuses.items() if name.startswith("stg_dpc__")}
+        staging = {name: status for name, status in statuses.items() if name in settings.STAGE_TABLES}
         assert len(staging) == 4 and set(staging.values()) == {"error"}, statuses
+        assert statuses["stg_dpc__ef_in"] == "success"  # the typed view over raw renders no month
         messages = " ".join(str(r.message) for r in result.result if str(r.status) == "error")
         assert "DPC_YYYYMM must be a real month" in messages
     assert support.fingerprint(loaded) == before
@@ -248,12 +249,16 @@ def test_no_sql_is_assembled_from_strings_in_product_code():
 
 
 def test_sql_files_render_only_allow_listed_identifiers():
-    """Jinja in include/sql renders identifiers (schema, table, columns) only; values are ``:name``."""
+    """Jinja in include/sql renders identifiers (schema, table, columns) and the layouts' field rules from
+    dpc_elt.core.formats only; values are ``:name``."""
     import jinja2
     from jinja2 import meta
 
+    from dpc_elt.backends.embedded_load import field_rule_identifiers
+    from dpc_elt.core import formats
+
     env = jinja2.Environment(autoescape=False)
-    allowed = {"schema", "table", "columns", "column", "loop"}
+    allowed = {"schema", "table", "columns", "column", "loop", *field_rule_identifiers(formats.D)}
     files = sorted(settings.SQL_DIR.rglob("*.sql"))
     assert files
     for path in files:

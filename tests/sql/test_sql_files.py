@@ -15,15 +15,18 @@ import jinja2.meta
 import pytest
 from sqlfluff.core import Linter
 
+from dpc_elt.backends.embedded_load import field_rule_identifiers
 from dpc_elt.core import formats, settings, sqlfiles
 
 SQL_DIR = settings.SQL_DIR
 FILES = sorted(p.relative_to(SQL_DIR) for p in SQL_DIR.rglob("*.sql"))
-ALLOWED_TEMPLATE_VALUES = {"schema", "table", "columns"}
+# Identifiers and the layouts' field rules, all from dpc_elt.core (never a value from outside).
+ALLOWED_TEMPLATE_VALUES = {"schema", "table", "columns", *field_rule_identifiers(formats.D)}
 SAMPLE_IDENTIFIERS = {
     "schema": settings.RAW_SCHEMA,
     "table": formats.Y1.raw_table,
     "columns": formats.LINEAGE_COLUMNS + formats.Y1.columns,
+    **field_rule_identifiers(formats.D),
 }
 
 

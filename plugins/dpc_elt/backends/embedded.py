@@ -12,12 +12,11 @@ import json
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dpc_elt.core import checkpoints, formats, settings, sqlfiles, tables
+from dpc_elt.core import checkpoints, formats, rawfile, settings, sqlfiles, tables
 from dpc_elt.core.errors import RawFileError, WarehouseBusyError
 from dpc_elt.core.params import validate_yyyymm
 
@@ -99,6 +98,18 @@ def analyze(con: duckdb.DuckDBPyConnection, layers: Sequence[str]) -> dict[str, 
     return analyzed
 
 
+def _local_copies(fs: Any, month_dir: str, manifest: ValidatedManifest, work: Path) -> dict[str, Path]:
+    """The listed files as local paths for the worker processes: in place on a local root, else copied
+    into ``work`` first (any other fsspec root: S3, memory, …)."""
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return {listed.path: Path(month_dir) / listed.path for listed in manifest.files}
+    copies = work / "sources"
+    copies.mkdir()
+    for listed in manifest.files:
+        fs.get_file(f"{month_dir}/{listed.path}", str(copies / listed.path))
+    return {listed.path: copies / listed.path for listed in manifest.files}
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -140,74 +151,52 @@ class EmbeddedBackend:
 
     # --- copy_raw --------------------------------------------------------------------------------
     def load_month(self, yyyymm: str, manifest: ValidatedManifest) -> dict[str, int]:
-        """copy_raw: validate and transcode every listed file, then replace the month of every raw table.
-
-        One transaction for the month: the month is deleted from all three tables, then each file is
-        staged (cp932 → UTF-8, every line checked, in this thread) while the previous staged file is
-        inserted (in a second thread: DuckDB releases the GIL, so the two overlap on two cores). Any bad
-        line rolls the whole transaction back and leaves every month as it was. A file type absent from
-        the manifest ends with no rows for the month (a corrected delivery may drop one).
-        """
+        """copy_raw: check and transcode every listed file on all cores, then replace the month of every
+        raw table, in one transaction (``dpc_elt.backends.embedded_load``). Any bad line rolls it all back
+        and raises the first bad line's file, line and rule. A file type absent from the manifest ends with
+        no rows for the month (a corrected delivery may drop one). Rows per file type."""
+        from dpc_elt.backends.embedded_load import MonthLoad
         from dpc_elt.core.manifest import month_uri
-        from dpc_elt.core.rawfile import stage_raw_file
 
         cfg = self.cfg
         validate_yyyymm(yyyymm)
         fs, month_dir = self.filesystem(month_uri(cfg.raw_root, yyyymm))
         Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
-        layouts = {layout.file_type: layout for layout in formats.LAYOUTS.values()}
+        with tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp:
+            load = MonthLoad(yyyymm, manifest, _local_copies(fs, month_dir, manifest, Path(tmp)), Path(tmp))
 
-        def insert(con: duckdb.DuckDBPyConnection, file_type: str, staged_path: str) -> None:
-            layout = layouts[file_type]
-            columns = formats.LINEAGE_COLUMNS + layout.columns
-            table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
-            run_file(con, "copy_raw/insert_staged_file", {"path": staged_path}, **table, columns=columns)
-            Path(staged_path).unlink()  # bounded disk: at most two staged files at a time
+            with connect(cfg) as con, transaction(con):
 
-        with (
-            tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp,
-            connect(cfg) as con,
-            transaction(con),
-        ):
-            for layout in layouts.values():
-                table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
-                run_file(con, "copy_raw/create_raw_table", {}, **table, columns=layout.columns)
-                run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **table)
-            # The pool is the innermost context: on any error it waits for the running insert, then the
-            # transaction rolls back. The connection is used by one thread at a time.
-            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy_raw_insert") as pool:
-                inserting: Future[None] | None = None
-                for listed in manifest.files:
-                    staged_path = str(Path(tmp) / f"{listed.path}.tsv")
-                    with (
-                        fs.open(f"{month_dir}/{listed.path}", "rb") as src,
-                        open(staged_path, "w", encoding="utf-8", newline="\n") as dst,
-                    ):
-                        result = stage_raw_file(
-                            src,
-                            dst,
-                            file_type=listed.file_type,
-                            source_file=listed.path,
-                            yyyymm=yyyymm,
-                            expected_sha256=listed.sha256,
-                        )
-                    log.info("staged %s: %d records", listed.path, result.records)
-                    if inserting is not None:
-                        inserting.result()
-                    inserting = pool.submit(insert, con, listed.file_type, staged_path)
-                if inserting is not None:
-                    inserting.result()
+                def run(name: str, values: dict[str, Any], **identifiers: object) -> list[tuple]:
+                    return run_file(con, name, values, **identifiers)
 
-            counts: dict[str, int] = {}
-            for layout in layouts.values():
-                table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
-                counts[layout.file_type] = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **table)[0][0]
-                checkpoints.reached("copy_raw.mid_load")  # tests may fail here, after the first table
-            duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
-            if duplicate:
-                source_file, line_no = duplicate[0]
-                raise RawFileError(source_file, "y1 item repeated for one case (duplicate case block)", line=line_no)
-            analyze(con, (settings.RAW_SCHEMA,))  # in-batch ANALYZE after the load
+                def insert(listed: Any, pieces: list[str], offsets: list[int]) -> None:
+                    layout = formats.LAYOUTS[listed.file_type]
+                    values = {"yyyymm": yyyymm, "source_file": listed.path, "pieces": pieces, "line_offsets": offsets}
+                    table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+                    run_file(con, "copy_raw/insert_transcoded_pieces", values, **table, columns=layout.columns)
+
+                for layout in formats.LAYOUTS.values():
+                    table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+                    run_file(con, "copy_raw/create_raw_table", {}, **table, columns=layout.columns)
+                    run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **table)
+                load.run(con, insert, run)
+                duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
+                if duplicate:
+                    source_file, line_no = duplicate[0]
+                    raise RawFileError(source_file, rawfile.RULE_DUPLICATE_Y1, line=line_no)
+                counts = {
+                    layout.file_type: run_file(
+                        con,
+                        "shared/count_month",
+                        {"yyyymm": yyyymm},
+                        schema=settings.RAW_SCHEMA,
+                        table=layout.raw_table,
+                    )[0][0]
+                    for layout in formats.LAYOUTS.values()
+                }
+                analyze(con, (settings.RAW_SCHEMA,))  # in-batch ANALYZE after the load
+        load.log_timings()
         return counts
 
     # --- the other steps that write --------------------------------------------------------------------

@@ -17,6 +17,7 @@ no field value ever reaches a message. On failure ``dst`` holds a partial output
 from __future__ import annotations
 
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import date
 from itertools import chain, compress, repeat
@@ -46,6 +47,8 @@ RULE_LINE_TOO_LONG = f"line longer than {MAX_LINE_BYTES} bytes"
 RULE_SHA_CHANGED = "file changed since validation (sha256)"
 RULE_DPC_CODE = "malformed DPC code (14 characters: 6 digits, then digits or x)"
 RULE_DPC_CODE_MISSING = "DPC code missing on a bundled row (data category 93)"
+# Across the lines of a month (checked by the loader after reading all y1 files of the month).
+RULE_DUPLICATE_Y1 = "y1 item repeated for one case (duplicate case block)"
 
 # What Python's cp932 codec makes of the unassigned single bytes 0x80, 0xA0, 0xFD-0xFF.
 _UNASSIGNED = ("\x80", "\uf8f0", "\uf8f1", "\uf8f2", "\uf8f3")
@@ -396,3 +399,115 @@ def stage_raw_file(
         bytes=size,
         staged_path=staged_path,
     )
+
+
+# ------------------------------------------------------------------------------------ parallel pieces
+# The fast path of the embedded load: each file is cut into line-aligned pieces that worker processes
+# check and transcode at the same time; the per-line rules (field counts, dates, DPC codes) are then
+# checked set-based by the warehouse over what it read. A piece is only "ok" or not: whenever anything
+# fails, the loader names the error with :func:`stage_raw_file` (the rules above, line by line), so a
+# message never depends on how a file was cut.
+
+PIECE_BYTES = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Bytes ``[start, end)`` of one raw file: whole lines, the first piece from byte 0."""
+
+    path: str
+    start: int
+    end: int
+    size: int  # of the whole file: the last piece ends at it
+    target: str  # where the UTF-8 rows go
+
+
+@dataclass(frozen=True)
+class PieceResult:
+    lines: int  # physical lines in the piece (a skipped header line counts)
+    records: int  # data lines written to the target
+    ok: bool  # False: a rule that needs the bytes is broken somewhere in the piece
+    seconds: float = 0.0  # CPU time the piece took
+
+
+def piece_bounds(handle: BinaryIO, size: int, piece_bytes: int = PIECE_BYTES) -> list[tuple[int, int]]:
+    """Cut a file into ``[start, end)`` ranges of about ``piece_bytes``, each ending just after a LF
+    (or at the end of the file)."""
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    while start < size:
+        cut = start + piece_bytes
+        if cut >= size:
+            bounds.append((start, size))
+            break
+        handle.seek(cut)
+        while True:
+            window = handle.read(64 * 1024)
+            if not window:
+                end = size
+                break
+            nl = window.find(b"\n")
+            if nl >= 0:
+                end = cut + nl + 1
+                break
+            cut += len(window)
+        bounds.append((start, end))
+        start = end
+    return bounds
+
+
+def transcode_piece(piece: Piece) -> PieceResult:
+    """Check the bytes of one piece and write its lines as UTF-8 rows ``<line in piece>\\t<fields>\\n``.
+
+    Runs in a worker process. The line numbers count from 1 at the piece's first line (the loader adds
+    the lines of the pieces before it). The first piece skips a header line and refuses a byte order
+    mark. Every rule that needs the bytes is checked as :func:`stage_raw_file` checks it (NUL, CR,
+    control characters, cp932, UTF-8 text, line length); fields are left to the warehouse.
+    """
+    started = time.process_time()
+    lines = records = 0
+    pending = b""
+    final_piece = piece.end >= piece.size
+    with open(piece.path, "rb") as src, open(piece.target, "wb") as dst:
+        src.seek(piece.start)
+        left = piece.end - piece.start
+        while True:
+            chunk = src.read(min(CHUNK_BYTES, left)) if left > 0 else b""
+            left -= len(chunk)
+            if chunk:
+                if pending:
+                    nl = chunk.find(b"\n")
+                    if len(pending) + (nl if nl >= 0 else len(chunk)) > MAX_LINE_BYTES:
+                        return PieceResult(lines, records, ok=False, seconds=time.process_time() - started)
+                buf = pending + chunk if pending else chunk
+                cut = buf.rfind(b"\n")
+                if cut < 0:
+                    pending = buf
+                    continue
+                data, pending = buf[: cut + 1], buf[cut + 1 :]
+            else:
+                data, pending = pending, b""
+                if not data:
+                    break
+            if piece.start == 0 and lines == 0:
+                if data.startswith(UTF8_BOM):
+                    return PieceResult(lines, records, ok=False, seconds=time.process_time() - started)
+                nl = data.find(b"\n")
+                first_line = data if nl < 0 else data[: nl + 1]
+                if formats.is_header(first_line):
+                    lines = 1
+                    data = data[len(first_line) :]
+            if data:
+                if first_utf8_line(data) is not None:
+                    return PieceResult(lines, records, ok=False, seconds=time.process_time() - started)
+                try:
+                    texts = decoded_lines(data, final=final_piece and not chunk)
+                except _ByteRuleError:
+                    return PieceResult(lines, records, ok=False, seconds=time.process_time() - started)
+                first = lines + 1
+                dst.write("".join([f"{n}\t{text}\n" for n, text in enumerate(texts, first)]).encode("utf-8"))
+                lines += len(texts)
+                records += len(texts)
+            if not chunk:
+                break
+    return PieceResult(lines, records, ok=True, seconds=time.process_time() - started)

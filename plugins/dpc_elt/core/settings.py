@@ -32,7 +32,7 @@ RAW_SCHEMA = "raw"
 STAGE_SCHEMA = "stage"
 MART_SCHEMA = "mart"
 REF_SCHEMA = "ref"
-STAGE_TABLES = ("stg_dpc__y1_cases", "stg_dpc__y1_segments", "stg_dpc__ef_in", "stg_dpc__d")
+STAGE_TABLES = ("stg_dpc__y1_cases", "stg_dpc__y1_segments", "stg_dpc__ef_in_stays", "stg_dpc__d")
 SUMMARY_TABLE = "fact_case_summary"
 EXPORT_TABLES = (SUMMARY_TABLE,)
 

@@ -1,10 +1,18 @@
-"""Run ``dpc_elt`` for one month in this process (``dag.test``) and say what it produced.
+"""Run ``dpc_elt`` for one or more months in this process (``dag.test``) and say what each produced.
 
 Used by ``make run-month`` / ``make demo`` / ``make backfill`` on the embedded default:
-``python -m dpc_elt.dev.run_local --yyyymm 202504``. Exit status 0 only for a successful run.
-While the run goes, one line per finished task (state, seconds) is written to ``--progress-fd``
-(default 2, stderr; ``scripts/run_month.sh`` passes a descriptor that reaches the terminal while the
-Airflow log goes to a file); ``--quiet`` writes none.
+``python -m dpc_elt.dev.run_local --yyyymm 202503 202504``. The months run in order, in one process (the
+DAG is parsed once, Airflow's and dbt's start-up are paid once), and the first month that does not
+succeed stops the rest. Exit status 0 only if every month succeeded.
+
+Everything meant for a person — a start line per month, where its ``_manifest.json`` is looked for and
+for how long, one line per finished task (state, seconds), a line a minute while the manifest is
+awaited, the month's summary — goes to ``--progress-fd`` (default 2, stderr; ``scripts/run_month.sh``
+passes a descriptor that reaches the terminal while Airflow's own log goes to a file).
+
+Locally a missing manifest is usually a typo in the month or the root, so the wait defaults to 0
+minutes: the month fails at once, naming the path (``--manifest-wait-minutes`` / ``make run-month
+MANIFEST_WAIT_MINUTES=30`` waits for a delivery; the production schedule keeps its 6-hour wait).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,56 +58,144 @@ def task_progress(out: TextIO | None) -> Iterator[None]:
         dag_module._run_task = original
 
 
-def run_month(yyyymm: str, dag_folder: str | None = None, progress: TextIO | None = None):
-    """Parse the DAG folder, run the DAG for ``yyyymm``, return the finished DagRun."""
+def _parse_dag(dag_folder: str | None = None) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    from dpc_elt.core.params import validate_yyyymm
-
-    validate_yyyymm(yyyymm)
     bag = DagBag(dag_folder=dag_folder)
     if bag.import_errors:
         raise SystemExit(f"DAG import errors: {sorted(bag.import_errors)}")
-    dag = bag.dags["dpc_elt"]
+    return bag.dags["dpc_elt"]
+
+
+def run_month(
+    yyyymm: str,
+    dag_folder: str | None = None,
+    progress: TextIO | None = None,
+    *,
+    dag: Any = None,
+    manifest_wait_minutes: int | None = None,
+):
+    """Run the DAG for ``yyyymm`` (parsing the DAG folder unless ``dag`` is given); the finished DagRun."""
+    from dpc_elt.core.params import validate_yyyymm
+
+    validate_yyyymm(yyyymm)
+    dag = dag if dag is not None else _parse_dag(dag_folder)
+    conf: dict[str, Any] = {"yyyymm": yyyymm}
+    if manifest_wait_minutes is not None:
+        conf["manifest_wait_minutes"] = manifest_wait_minutes
     with task_progress(progress):
-        return dag.test(logical_date=datetime.now(UTC), run_conf={"yyyymm": yyyymm})
+        return dag.test(logical_date=datetime.now(UTC), run_conf=conf)
+
+
+def manifest_uri(yyyymm: str) -> str:
+    from dpc_elt.core.manifest import MANIFEST_NAME, month_uri
+    from dpc_elt.core.settings import get_settings
+
+    return f"{month_uri(get_settings().raw_root, yyyymm)}/{MANIFEST_NAME}"
+
+
+def _manifest_exists(uri: str) -> bool:
+    from dpc_elt.backends import get_backend
+
+    fs, path = get_backend().filesystem(uri)
+    return fs.isfile(path)
+
+
+@contextmanager
+def waiting_lines(uri: str, minutes: int, out: TextIO | None, every_seconds: float = 60.0) -> Iterator[None]:
+    """While the block runs, a line every minute for as long as ``uri`` does not exist."""
+    done = threading.Event()
+
+    def report() -> None:
+        started = time.monotonic()
+        while not done.wait(every_seconds):
+            if _manifest_exists(uri):
+                return
+            waited = (time.monotonic() - started) / 60
+            print(f"  still waiting for {uri}: {waited:.0f} of {minutes} min", file=out, flush=True)
+
+    watcher = threading.Thread(target=report, name="manifest_wait_lines", daemon=True)
+    if out is not None and minutes > 0:
+        watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def summary(yyyymm: str, dag_run: Any, seconds: float) -> tuple[bool, list[str]]:
+    """Whether the month succeeded, and the lines that say so: the per-task lines went by already, the
+    summary names only what did not succeed, then where the outputs went."""
+    from dpc_elt.core.settings import get_settings
+    from dpc_elt.ops.quality_report import report_uri
+
+    cfg = get_settings()
+    state = str(getattr(dag_run.state, "value", dag_run.state))
+    lines = [f"dpc_elt {yyyymm}: run {dag_run.run_id} ended {state} in {seconds:,.1f} s"]
+    by_state: dict[str, list[str]] = {}
+    for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or datetime.max.replace(tzinfo=UTC)):
+        by_state.setdefault(str(getattr(ti.state, "value", ti.state)), []).append(ti.task_id)
+    lines.append(f"  {len(by_state.pop('success', []))} tasks succeeded")
+    lines += [f"  {task_state}: {', '.join(task_ids)}" for task_state, task_ids in by_state.items()]
+    lines.append(f"Parquet:        {cfg.processed_root}/yyyymm={yyyymm}/")
+    if state == "success":
+        lines.append(f"Quality report: {report_uri(cfg.processed_root, yyyymm)}")
+    where = f"Slack connection {cfg.slack_conn_id}" if cfg.slack_conn_id else cfg.outbox_path
+    lines.append(f"Notification:   {where}")
+    return state == "success", lines
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--yyyymm", required=True, help="month to load, e.g. 202504")
-    parser.add_argument("--progress-fd", type=int, default=2, help="file descriptor for per-task lines (default 2)")
-    parser.add_argument("--quiet", action="store_true", help="no per-task progress lines")
+    parser.add_argument("--yyyymm", required=True, nargs="+", help="months to load in order, e.g. 202503 202504")
+    parser.add_argument("--progress-fd", type=int, default=2, help="file descriptor for the lines (default 2)")
+    parser.add_argument(
+        "--manifest-wait-minutes",
+        type=int,
+        default=int(os.environ.get("MANIFEST_WAIT_MINUTES") or 0),
+        help="how long each month waits for its _manifest.json (default $MANIFEST_WAIT_MINUTES or 0)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no per-task lines")
     args = parser.parse_args(argv)
 
-    from dpc_elt.core.settings import get_settings
-    from dpc_elt.ops.quality_report import report_uri
+    from dpc_elt.core.params import validate_yyyymm
 
-    progress = None
-    if not args.quiet:
-        progress = sys.stderr if args.progress_fd == 2 else os.fdopen(os.dup(args.progress_fd), "w", buffering=1)
-    started = time.monotonic()
+    for yyyymm in args.yyyymm:
+        validate_yyyymm(yyyymm)
+    out = sys.stderr if args.progress_fd == 2 else os.fdopen(os.dup(args.progress_fd), "w", buffering=1)
+    progress = None if args.quiet else out
+    dag = None
+    started_all = time.monotonic()
     try:
-        dag_run = run_month(args.yyyymm, progress=progress)
+        for number, yyyymm in enumerate(args.yyyymm, 1):
+            print(f"==> month {number}/{len(args.yyyymm)}: dpc_elt for {yyyymm}", file=out, flush=True)
+            uri = manifest_uri(yyyymm)
+            wait = args.manifest_wait_minutes
+            if not _manifest_exists(uri):
+                if wait == 0:
+                    print(
+                        f"<== {yyyymm}: no manifest at {uri}. Check the month and DPC_RAW_ROOT; to wait for a "
+                        f"delivery: make run-month YYYYMM={yyyymm} MANIFEST_WAIT_MINUTES=30",
+                        file=out,
+                        flush=True,
+                    )
+                    return 1
+                print(f"  waiting up to {wait} min for {uri}", file=out, flush=True)
+            dag = dag if dag is not None else _parse_dag()
+            started = time.monotonic()
+            with waiting_lines(uri, wait, progress):
+                dag_run = run_month(yyyymm, progress=progress, dag=dag, manifest_wait_minutes=wait)
+            ok, lines = summary(yyyymm, dag_run, time.monotonic() - started)
+            print("\n".join(lines), file=out, flush=True)
+            so_far = time.monotonic() - started_all
+            outcome = "done" if ok else "FAILED"
+            print(f"<== month {number}/{len(args.yyyymm)}: {yyyymm} {outcome} ({so_far:,.0f} s so far)", file=out)
+            if not ok:
+                return 1
     finally:
-        if progress is not None and progress is not sys.stderr:
-            progress.close()
-    cfg = get_settings()
-    state = str(getattr(dag_run.state, "value", dag_run.state))
-    print(f"dpc_elt {args.yyyymm}: run {dag_run.run_id} ended {state} in {time.monotonic() - started:,.1f} s")
-    # The per-task lines went by already; the summary names only what did not succeed.
-    by_state: dict[str, list[str]] = {}
-    for ti in sorted(dag_run.get_task_instances(), key=lambda t: t.start_date or datetime.max.replace(tzinfo=UTC)):
-        by_state.setdefault(str(getattr(ti.state, "value", ti.state)), []).append(ti.task_id)
-    print(f"  {len(by_state.pop('success', []))} tasks succeeded")
-    for task_state, task_ids in by_state.items():
-        print(f"  {task_state}: {', '.join(task_ids)}")
-    print(f"Parquet:        {cfg.processed_root}/yyyymm={args.yyyymm}/")
-    if state == "success":
-        print(f"Quality report: {report_uri(cfg.processed_root, args.yyyymm)}")
-    where = f"Slack connection {cfg.slack_conn_id}" if cfg.slack_conn_id else cfg.outbox_path
-    print(f"Notification:   {where}")
-    return 0 if state == "success" else 1
+        if out is not sys.stderr:
+            out.close()
+    return 0
 
 
 if __name__ == "__main__":

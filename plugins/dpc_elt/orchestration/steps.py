@@ -58,25 +58,26 @@ storage could not be read (retried 3 times). A scheduled run whose manifest did 
 again and the month is validated from scratch.
 """
 BUILD_STAGE_DOC = """\
-**BuildStage** — `dbt run` of the stage models (one Cosmos task per model): typed rows, sentinel dates
-to NULL, y1 pivoted per case; incremental per `yyyymm` (each model deletes the month, then inserts it).
+**BuildStage** — one `dbt run` of the stage models (`build_stage.dbt_run`): typed y1 cases and segments
+and D lines, EF lines counted per stay (the typed EF lines are a view), incremental per `yyyymm` (each
+model deletes the month, then inserts it). The task log times every model.
 
-**Failure** of any model runs `rollback_stage`, which deletes the month from every stage table, then
+**Failure** runs `rollback_stage`, which deletes the month from every stage table, then
 `notify_failure`; the run stays failed. The task log holds dbt's error (the notice only its type).
 
-**Re-run:** fix the model or the data, then *Clear* the failed task (or this whole group) with
-downstream; clearing any model of the month any number of times gives the same rows.
+**Re-run:** fix the model or the data, then *Clear* this group with downstream; running the month's
+stage any number of times gives the same rows.
 """
 BUILD_MART_DOC = """\
-**BuildMart** — `dbt seed` + `dbt run` of the intermediate and mart models (one Cosmos task per node):
-`mart.fct_cases` (DPC code, MDC, length of stay, points), the dimensions and the `ref` seeds.
-Tables are rebuilt whole, so every run leaves the same result.
+**BuildMart** — one `dbt build` of the seeds, intermediate and mart models without their tests
+(`build_mart.dbt_build`): `mart.fct_cases` (DPC code, MDC, length of stay, points), the dimensions and
+the `ref` seeds. Tables are rebuilt whole, so every run leaves the same result.
 
 **Failure** ends in `notify_failure` and leaves stage as loaded; mart keeps its previous build where
 the failed model did not complete. The task log holds dbt's error.
 
-**Re-run:** *Clear* the failed task, or this group, with downstream (`compute_readmit` onwards must
-follow so the readmission table and the export match the mart again).
+**Re-run:** *Clear* this group with downstream (`compute_readmit` onwards must follow so the
+readmission table and the export match the mart again).
 """
 COPY_RAW_DOC = """\
 **CopyRaw** — every listed file is checked line by line and transcoded (cp932 → UTF-8), then the month
@@ -90,14 +91,6 @@ retried 4 times.
 
 **Re-run:** fix the delivery if it was rejected, then *Clear* this task with downstream.
 """
-
-
-def _documented(group: Any, doc_md: str) -> Any:
-    """Give a task group its UI documentation (and a tooltip, if it has none)."""
-    group.doc_md = doc_md
-    if not group.tooltip:
-        group.tooltip = doc_md.split("—", 1)[-1].split(".", 1)[0].strip()
-    return group
 
 
 def _checked(context: Any) -> dict[str, Any]:
@@ -166,13 +159,8 @@ def copy_raw() -> CopyRawOperator:
 
 
 def build_stage():
-    """BuildStage: ``dbt run --select stage`` as a Cosmos task group, incremental per month."""
-    group = cosmos_config.dbt_task_group(
-        "build_stage",
-        cosmos_config.STAGE_SELECT,
-        "Stage models: typed rows, sentinel dates to NULL, y1 pivoted per case, incremental per yyyymm",
-    )
-    return _documented(group, BUILD_STAGE_DOC)
+    """BuildStage: ``dbt run --select stage`` (one dbt invocation), incremental per month."""
+    return cosmos_config.dbt_step("build_stage", "run", cosmos_config.STAGE_SELECT, BUILD_STAGE_DOC)
 
 
 class RollbackStageOperator(BackendStepOperator):
@@ -208,13 +196,10 @@ def rollback_stage() -> RollbackStageOperator:
 
 
 def build_mart():
-    """BuildMart: seeds, intermediate and mart models as a Cosmos task group."""
-    group = cosmos_config.dbt_task_group(
-        "build_mart",
-        cosmos_config.MART_SELECT,
-        "Mart models: case facts (DPC code, MDC, length of stay, points), dimensions and ref seeds",
+    """BuildMart: seeds, intermediate and mart models (one ``dbt build`` without tests)."""
+    return cosmos_config.dbt_step(
+        "build_mart", "build", cosmos_config.MART_SELECT, BUILD_MART_DOC, dbt_cmd_flags=cosmos_config.MODELS_AND_SEEDS
     )
-    return _documented(group, BUILD_MART_DOC)
 
 
 class ComputeReadmitOperator(BackendStepOperator):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 from datetime import date
 from pathlib import Path
@@ -162,3 +163,123 @@ def test_every_warehouse_connection_carries_the_memory_cap(cfg):
     capped = dataclasses.replace(cfg, duckdb_memory_limit="256MiB")
     with embedded.connect(capped) as con:
         assert con.execute("select current_setting('memory_limit')").fetchone() == ("256.0 MiB",)
+
+
+# ----------------------------------------------------------------------- copy_raw in parallel pieces
+
+
+@pytest.fixture
+def tiny_pieces(monkeypatch):
+    """Worker processes and pieces of a few hundred bytes: every file is cut many times."""
+    from dpc_elt.backends import embedded_load
+    from dpc_elt.core import rawfile
+
+    cuts = []
+    real_bounds = rawfile.piece_bounds
+
+    def small_bounds(handle, size, piece_bytes=rawfile.PIECE_BYTES):
+        bounds = real_bounds(handle, size, 300)
+        cuts.append(len(bounds))
+        return bounds
+
+    monkeypatch.setattr(rawfile, "piece_bounds", small_bounds)
+    monkeypatch.setattr(embedded_load, "PARALLEL_FROM_BYTES", 0)
+    return cuts
+
+
+def raw_rows(cfg: settings.Settings) -> dict[str, list[tuple]]:
+    return {
+        name: table(cfg, f'select * from "raw".{name} order by source_file, line_no') for name in ("y1", "ef_in", "d")
+    }
+
+
+def test_pieces_in_worker_processes_load_exactly_the_rows_of_one_piece(cfg, tmp_path, tiny_pieces):
+    load(cfg, "202504")
+    in_pieces = raw_rows(cfg)
+    assert max(tiny_pieces) > 5, "the files were cut into many pieces"
+    whole = dataclasses.replace(cfg, duckdb_path=str(tmp_path / "whole.duckdb"))
+    tiny_pieces.clear()
+    from dpc_elt.backends import embedded_load
+    from dpc_elt.core import rawfile
+
+    with pytest.MonkeyPatch.context() as undo:
+        undo.setattr(rawfile, "piece_bounds", lambda handle, size, piece_bytes=0: [(0, size)] if size else [])
+        undo.setattr(embedded_load, "PARALLEL_FROM_BYTES", 10**12)
+        load(whole, "202504")
+    assert raw_rows(whole) == in_pieces
+    assert [row[2] for row in in_pieces["ef_in"]] == list(range(2, len(in_pieces["ef_in"]) + 2))
+
+
+@pytest.mark.parametrize(
+    ("edit", "rule"),
+    [
+        (lambda line: line.replace(b"\t20250", b"\t20251", 1), "impossible date"),  # month 13 or more
+        (lambda line: line + b"\tone field too many", "wrong number of fields"),
+        (lambda line: line[:4] + b"\x00" + line[4:], "NUL byte"),
+    ],
+    ids=["date", "fields", "nul"],
+)
+def test_a_bad_line_deep_in_a_file_is_named_exactly_whatever_the_pieces(cfg, tiny_pieces, edit, rule):
+    from dpc_elt.core import rawfile
+
+    def spoil(data: bytes) -> bytes:
+        lines = data.split(b"\r\n")
+        lines[-5] = edit(lines[-5])
+        return b"\r\n".join(lines)
+
+    load(cfg, "202503")
+    before = raw_rows(cfg)
+    rewrite(cfg, "202504", "EFn_", spoil)
+    folder = Path(cfg.raw_root) / "yyyymm=202504"
+    (ef,) = folder.glob("EFn_*")
+    bad_line = ef.read_bytes().count(b"\r\n") - 3
+    with pytest.raises(RawFileError) as raised:
+        load(cfg, "202504")
+    assert (raised.value.file, raised.value.line) == (ef.name, bad_line)
+    assert raised.value.rule.startswith(rule)
+    with open(ef, "rb") as src, pytest.raises(RawFileError) as one_by_one:  # as the line-by-line check says
+        rawfile.stage_raw_file(src, io.StringIO(), file_type="ef_in", source_file=ef.name, yyyymm="202504")
+    assert str(raised.value) == str(one_by_one.value)
+    assert raw_rows(cfg) == before  # nothing of the month loaded, the month before untouched
+
+
+DATES = [
+    "20240229", "20230229", "20241301", "20240100", "20240131", "20240431", "00000000", "99999999",
+    "00010101", "00000101", "99991231", "2024022", "202402290", "2024-2-1", "２０２４０２２９", "",
+    " 2024022", "2024022 ", "1900\u30000101",
+]  # fmt: skip
+DPC_PAIRS = [
+    ("93", ""), (" 93", ""), ("\u300093", ""), ("93\u3000", ""), ("9 3", ""), ("94", ""), ("", ""),
+    ("93", "123456xxxxxxxx"), ("93", "12345xxxxxxxxx"), ("", "123456789012345"), ("", "12345678901234"),
+    ("93", "123456XXXXXXXX"), ("90", "１２３４５６xxxxxxxx"),
+]  # fmt: skip
+
+
+def test_the_warehouse_checks_dates_and_dpc_codes_exactly_as_the_line_checks_do(tmp_path):
+    """find_files_breaking_field_rules.sql flags a line exactly when rawfile would reject it."""
+    from dpc_elt.backends.embedded_load import field_rule_identifiers
+    from dpc_elt.core import formats, rawfile
+
+    layout = formats.D
+    cfg = dataclasses.replace(settings.get_settings(), duckdb_path=str(tmp_path / "rules.duckdb"))
+    cases = [(date_value, ("90", "")) for date_value in DATES] + [("20240101", pair) for pair in DPC_PAIRS]
+    expected = set()
+    with embedded.connect(cfg) as con:
+        identifiers = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
+        embedded.run_file(con, "copy_raw/create_raw_table", {}, **identifiers, columns=layout.columns)
+        for number, (date_value, (category, code)) in enumerate(cases):
+            fields = dict.fromkeys(layout.columns, "")
+            fields |= {"discharge_date": "20240101", "admission_date": "20240101", "calc_start_date": date_value}
+            fields |= {"data_category": category, "dpc_code": code}
+            con.execute(
+                f'insert into "raw".d values (?, ?, ?, {", ".join("?" for _ in layout.columns)})',
+                ["202504", str(number), 1, *fields.values()],
+            )
+            if not (date_value == "" or rawfile.is_valid_date(date_value)) or rawfile.dpc_code_rule(category, code):
+                expected.add(str(number))
+        found = embedded.run_file(
+            con, "copy_raw/find_files_breaking_field_rules", {"yyyymm": "202504"}, **identifiers,
+            **field_rule_identifiers(layout),
+        )  # fmt: skip
+    assert {row[0] for row in found} == expected
+    assert len(expected) > 10 and len(expected) < len(cases)  # both kinds of line are present

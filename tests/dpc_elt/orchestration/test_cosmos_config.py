@@ -1,8 +1,6 @@
-"""What the Cosmos configuration hands to dbt, and how the DAG file reads the manifest."""
+"""What the Cosmos configuration hands to dbt: one invocation per dbt state, each with its cache."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from dpc_elt.core import settings
 from dpc_elt.orchestration import cosmos_config
@@ -17,16 +15,30 @@ def test_dbt_gets_the_same_month_warehouse_and_cap_as_the_loader():
     assert "vars" not in cosmos_config.operator_args()  # a changed --vars re-parses the whole dbt project
 
 
-def test_the_manifest_is_read_as_a_local_path():
-    """Not an ObjectStoragePath: its first open() loads every provider filesystem and every plugin,
-    about a second of each DAG parse and task start (docs/performance.md)."""
-    manifest_path = cosmos_config._configs()["project_config"].manifest_path
-    assert type(manifest_path) is type(Path()) and manifest_path == cosmos_config.MANIFEST_PATH
+def test_each_dbt_state_is_one_invocation_over_its_selection():
+    from airflow.sdk import DAG
+    from cosmos.operators.local import DbtBuildLocalOperator, DbtRunLocalOperator
+
+    from dpc_elt.orchestration import steps
+
+    with DAG("t_dbt_steps", schedule=None):
+        stage, mart = steps.build_stage(), steps.build_mart()
+    (run,) = stage.children.values()
+    (build,) = mart.children.values()
+    assert (run.task_id, type(run), run.select) == ("build_stage.dbt_run", DbtRunLocalOperator, ["path:models/staging"])
+    assert (build.task_id, type(build)) == ("build_mart.dbt_build", DbtBuildLocalOperator)
+    assert build.select == cosmos_config.MART_SELECT
+    assert build.dbt_cmd_flags == ["--resource-type", "model", "--resource-type", "seed"]  # tests: dbt_tests
+    assert stage.doc_md == steps.BUILD_STAGE_DOC and mart.doc_md == steps.BUILD_MART_DOC
 
 
-def test_dbt_tests_has_a_partial_parse_cache_like_a_group():
+def test_every_dbt_task_has_its_own_partial_parse_cache():
     from cosmos import settings as cosmos_settings
+    from cosmos.operators.local import DbtRunLocalOperator
 
     task = cosmos_config.dbt_test_task("dbt_tests")
     assert task.cache_dir == cosmos_settings.cache_dir / "dpc_elt__dbt_tests"
+    assert task.dbt_cmd_flags == ["--exclude-resource-type", "unit_test"]  # unit tests run in make test
     assert task.env["DPC_YYYYMM"] == cosmos_config.MONTH_TEMPLATE
+    stage = cosmos_config.dbt_operator(DbtRunLocalOperator, "dbt_run", "build_stage", select=["path:models/staging"])
+    assert stage.cache_dir == cosmos_settings.cache_dir / "dpc_elt__build_stage"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from airflow.sdk.definitions.retry_policy import RetryAction
 
@@ -72,9 +74,42 @@ def test_run_local_summary_names_only_what_did_not_succeed(monkeypatch, capsys):
         ti("build_mart.fct_cases_run", "failed", 2),
     ]
     run = SimpleNamespace(run_id="manual__x", state="failed", get_task_instances=lambda: tis)
-    monkeypatch.setattr(run_local, "run_month", lambda yyyymm, progress=None: run)
-    assert run_local.main(["--yyyymm", "202504", "--quiet"]) == 1
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("dpc_elt 202504: run manual__x ended failed in ")
-    assert lines[1:4] == ["  1 tasks succeeded", "  failed: build_mart.fct_cases_run", "  skipped: rollback_stage"]
+    months = []
+    monkeypatch.setattr(run_local, "_parse_dag", lambda dag_folder=None: "the dag")
+    monkeypatch.setattr(run_local, "_manifest_exists", lambda uri: True)
+    monkeypatch.setattr(run_local, "run_month", lambda yyyymm, **kwargs: months.append(yyyymm) or run)
+    assert run_local.main(["--yyyymm", "202504", "202505", "--quiet"]) == 1
+    assert months == ["202504"]  # the first month that does not succeed stops the rest
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == "==> month 1/2: dpc_elt for 202504"
+    assert lines[1].startswith("dpc_elt 202504: run manual__x ended failed in ")
+    assert lines[2:5] == ["  1 tasks succeeded", "  failed: build_mart.fct_cases_run", "  skipped: rollback_stage"]
     assert not any(line.startswith("Quality report") for line in lines)
+    assert lines[-1].startswith("<== month 1/2: 202504 FAILED")
+
+
+def test_run_local_names_a_missing_manifest_at_once_and_runs_nothing(monkeypatch, capsys, tmp_path):
+    from dpc_elt.core.settings import get_settings
+    from dpc_elt.dev import run_local
+
+    monkeypatch.setenv("DPC_RAW_ROOT", str(tmp_path / "raw"))
+    get_settings.cache_clear()
+    monkeypatch.setattr(run_local, "_parse_dag", lambda dag_folder=None: pytest.fail("the DAG was parsed"))
+    assert run_local.main(["--yyyymm", "202504", "--manifest-wait-minutes", "0"]) == 1
+    (*_, last) = capsys.readouterr().err.splitlines()
+    assert last.startswith(f"<== 202504: no manifest at {tmp_path / 'raw'}/yyyymm=202504/_manifest.json.")
+    assert "MANIFEST_WAIT_MINUTES=30" in last
+
+
+def test_run_local_says_every_minute_that_it_still_waits(tmp_path):
+    import io
+
+    from dpc_elt.dev import run_local
+
+    uri = str(tmp_path / "yyyymm=202504" / "_manifest.json")
+    out = io.StringIO()
+    with run_local.waiting_lines(uri, 5, out, every_seconds=0.05):
+        time.sleep(0.3)
+    lines = out.getvalue().splitlines()
+    assert len(lines) >= 3 and all(line.startswith(f"  still waiting for {uri}: ") for line in lines)
+    assert lines[0].endswith("of 5 min")

@@ -14,12 +14,9 @@ d_rows as (
 
 ),
 
-ef_rows as (
+ef_stays as (
 
-    select
-        *,
-        coalesce(discharge_date, {{ open_stay }}) as discharge_key
-    from {{ ref('stg_dpc__ef_in') }}
+    select * from {{ ref('stg_dpc__ef_in_stays') }}
 
 ),
 
@@ -81,11 +78,11 @@ ef_per_stay as (
         patient_id,
         admission_date,
         discharge_key,
-        count(*) as n_ef_rows,
-        sum(case when is_act_row then 1 else 0 end) as n_ef_acts,
+        sum(n_ef_rows) as n_ef_rows,
+        sum(n_ef_acts) as n_ef_acts,
         min(yyyymm) as ef_first_yyyymm,
         max(yyyymm) as ef_last_yyyymm
-    from ef_rows
+    from ef_stays
     group by facility_cd, patient_id, admission_date, discharge_key
 
 ),

@@ -22,7 +22,7 @@ ef_months as (
         facility_cd,
         yyyymm,
         'ef_in' as file_type
-    from {{ ref('stg_dpc__ef_in') }}
+    from {{ ref('stg_dpc__ef_in_stays') }}
 
 ),
 

@@ -1,9 +1,12 @@
+{#- A view: the typed lines are read from raw when asked for (by analysts, tests, ad hoc queries);
+    no month is stored twice. What the marts need of EF is stg_dpc__ef_in_stays. -#}
+{{ config(materialized='view', bind=false) }}
+
 with
 
 ef_in as (
 
     select * from {{ source('dpc_raw', 'ef_in') }}
-    where {{ dpc_month_filter() }}
 
 ),
 

@@ -8,7 +8,7 @@
     ('y1_lines', source('dpc_raw', 'y1'), ref('stg_dpc__y1_cases'),
         "count(distinct case when summary_no = '0' then facility_cd || '|' || patient_id || '|' || admission_date || '|' || admission_seq_no end)",
         'count(*)'),
-    ('ef_in', source('dpc_raw', 'ef_in'), ref('stg_dpc__ef_in'), 'count(*)', 'count(*)'),
+    ('ef_in', source('dpc_raw', 'ef_in'), ref('stg_dpc__ef_in_stays'), 'count(*)', 'sum(n_ef_rows)'),
     ('d', source('dpc_raw', 'd'), ref('stg_dpc__d'), 'count(*)', 'count(*)'),
 ] %}
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from dpc_elt.core import formats
 from dpc_elt.core.errors import RawFileError
+from dpc_elt.core.rawfile import RULE_DUPLICATE_Y1
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -39,8 +40,6 @@ BUCKET_PATTERN = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 # Keys we write or read: a conservative subset of S3's safe characters - never a quote, a backslash,
 # a space or a control character, so a key can be written into a SQL string literal unchanged.
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_.=-]+(/[A-Za-z0-9_.=-]+)*")
-
-RULE_DUPLICATE_Y1 = "y1 item repeated for one case (duplicate case block)"
 
 
 @dataclass(frozen=True)
