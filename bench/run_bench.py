@@ -86,7 +86,7 @@ DEFAULT_REPEAT = {"S": 3, "M": 3, "L": 1}
 # The backfill: 12 months of S's parameters, run as `make backfill FROM=202401 TO=202412` runs them.
 BACKFILL_MONTHS = ("202401", "202412")
 KINDS = ("limit", "peer", "project")
-VARIANTS = ("local_dbt_runner", "watcher", "task_per_stage")
+VARIANTS = ("one_per_state", "per_model", "watcher")
 DEFAULT_VARIANTS = VARIANTS
 DBT_STEPS = ("build_stage", "build_mart", "dbt_tests")
 PARTIAL_PARSE_MISS = "Unable to do partial parsing"
@@ -556,7 +556,7 @@ def derive(result: dict[str, Any]) -> None:
     if bare.get("build_s"):
         derived["bare_dbt_build_s"] = bare["build_s"]
         derived["dbt_part_x_bare_fresh_run"] = round(dbt_sum / bare["build_s"], 2)
-        current = result.get("variants", {}).get("local_dbt_runner", {})
+        current = result.get("variants", {}).get("one_per_state", {})
         if current.get("dbt_part_sum_s"):
             derived["dbt_part_x_bare"] = round(current["dbt_part_sum_s"] / bare["build_s"], 2)
         for variant in result.get("variants", {}).values():
@@ -1016,7 +1016,7 @@ def backfill_reason(b: dict[str, Any]) -> str:
 
 def dbt_part_reason(scale: dict[str, Any]) -> str:
     """The fixed cost per Cosmos task: task time against dbt's own node time for the same nodes."""
-    variant = scale.get("variants", {}).get("local_dbt_runner", {})
+    variant = scale.get("variants", {}).get("per_model", {})
     node_s = scale.get("bare_dbt", {}).get("node_s", {})
     tasks = [t for t in variant.get("tasks", []) if t["task_id"] != "dbt_tests"]
     matched = [

@@ -6,9 +6,10 @@ runs each DAG once with `dag.test()` on a warehouse the real `dpc_elt` DAG has j
 `build_stage` → `build_mart` → `dbt_tests`, built from `dpc_elt.orchestration.cosmos_config` (same project,
 profile, selections, operator arguments and pool) with only the execution settings changed:
 
-- `local_dbt_runner`: what `dpc_elt` does today (LOCAL, DBT_RUNNER, one task per model);
-- `watcher`: ExecutionMode.WATCHER (one `dbt build` producer per group plus one sensor per model);
-- `task_per_stage`: one LOCAL DBT_RUNNER task per stage (`dbt run` / `dbt build`), no per-model tasks.
+- `one_per_state`: what `dpc_elt` does today (one LOCAL DBT_RUNNER invocation per dbt state, built by
+  `cosmos_config.dbt_step` exactly as the DAG builds it);
+- `per_model`: a DbtTaskGroup per state (LOCAL, DBT_RUNNER, one task per model: the design before);
+- `watcher`: ExecutionMode.WATCHER (one `dbt build` producer per group plus one sensor per model).
 
 The month comes from the `yyyymm` param instead of `check_manifest`'s XCom.
 """
@@ -22,8 +23,6 @@ from dpc_elt.core import settings
 from dpc_elt.orchestration import cosmos_config
 
 MONTH = "{{ params.yyyymm }}"
-# The producer builds models and seeds only; tests run in dbt_tests as in dpc_elt.
-MODELS_AND_SEEDS = ["--resource-type", "model", "--resource-type", "seed"]
 
 
 def _operator_args() -> dict:
@@ -31,25 +30,28 @@ def _operator_args() -> dict:
     return {**args, "env": {**args["env"], "DPC_YYYYMM": MONTH}}
 
 
-def _execution_config(variant: str):
-    from cosmos import ExecutionConfig
-    from cosmos.constants import ExecutionMode, InvocationMode
-
-    if variant == "watcher":
-        return ExecutionConfig(execution_mode=ExecutionMode.WATCHER, invocation_mode=InvocationMode.DBT_RUNNER)
-    return ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER)
-
-
 def _group(variant: str, group_id: str, select: list[str]):
-    from cosmos import DbtTaskGroup, RenderConfig
-    from cosmos.constants import PRODUCER_WATCHER_DONE_TASK_ID, PRODUCER_WATCHER_TASK_ID, LoadMode, TestBehavior
+    """A DbtTaskGroup over the prebuilt manifest, one task per model."""
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import (
+        PRODUCER_WATCHER_DONE_TASK_ID,
+        PRODUCER_WATCHER_TASK_ID,
+        ExecutionMode,
+        InvocationMode,
+        LoadMode,
+        TestBehavior,
+    )
 
     configs = cosmos_config._configs()
+    manifest = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+    project = ProjectConfig(dbt_project_path=settings.DBT_PROJECT_DIR, manifest_path=manifest, install_dbt_deps=False)
+    project.manifest_path = manifest  # a plain Path: no ObjectStoragePath open (docs/performance.md)
+    mode = ExecutionMode.WATCHER if variant == "watcher" else ExecutionMode.LOCAL
     group = DbtTaskGroup(
         group_id=group_id,
-        project_config=configs["project_config"],
+        project_config=project,
         profile_config=configs["profile_config"],
-        execution_config=_execution_config(variant),
+        execution_config=ExecutionConfig(execution_mode=mode, invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select, test_behavior=TestBehavior.NONE),
         operator_args=_operator_args(),
     )
@@ -64,30 +66,17 @@ def _group(variant: str, group_id: str, select: list[str]):
     return group
 
 
-def _stage_tasks():
-    """task_per_stage: one dbt invocation per ASL state, each with a partial-parse cache as a group has."""
-    from cosmos import settings as cosmos_settings
-    from cosmos.operators.local import DbtBuildLocalOperator, DbtRunLocalOperator
-
-    configs = cosmos_config._configs()
-    common = {
-        "project_dir": str(settings.DBT_PROJECT_DIR),
-        "profile_config": configs["profile_config"],
-        "invocation_mode": configs["execution_config"].invocation_mode,
-        **_operator_args(),
-    }
-    stage = DbtRunLocalOperator(
-        task_id="build_stage",
-        select=cosmos_config.STAGE_SELECT,
-        cache_dir=cosmos_settings.cache_dir / "bench__build_stage",
-        **common,
-    )
-    mart = DbtBuildLocalOperator(
-        task_id="build_mart",
-        select=cosmos_config.MART_SELECT,
-        dbt_cmd_flags=MODELS_AND_SEEDS,
-        cache_dir=cosmos_settings.cache_dir / "bench__build_mart",
-        **common,
+def _one_per_state():
+    """Today's DAG: one dbt invocation per state, with the month from the param."""
+    env = {"env": _operator_args()["env"]}
+    stage = cosmos_config.dbt_step("build_stage", "run", cosmos_config.STAGE_SELECT, "build_stage", **env)
+    mart = cosmos_config.dbt_step(
+        "build_mart",
+        "build",
+        cosmos_config.MART_SELECT,
+        "build_mart",
+        dbt_cmd_flags=cosmos_config.MODELS_AND_SEEDS,
+        **env,
     )
     return stage, mart
 
@@ -96,7 +85,7 @@ def _tests():
     return cosmos_config.dbt_test_task("dbt_tests", env=_operator_args()["env"])
 
 
-VARIANTS = ("local_dbt_runner", "watcher", "task_per_stage")
+VARIANTS = ("one_per_state", "per_model", "watcher")
 
 for _variant in VARIANTS:
     with DAG(
@@ -110,8 +99,8 @@ for _variant in VARIANTS:
         default_args={"retries": 0},
         tags=["bench"],
     ):
-        if _variant == "task_per_stage":
-            build_stage, build_mart = _stage_tasks()
+        if _variant == "one_per_state":
+            build_stage, build_mart = _one_per_state()
         else:
             build_stage = _group(_variant, "build_stage", cosmos_config.STAGE_SELECT)
             build_mart = _group(_variant, "build_mart", cosmos_config.MART_SELECT)

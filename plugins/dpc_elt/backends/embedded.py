@@ -170,9 +170,8 @@ class EmbeddedBackend:
                 def run(name: str, values: dict[str, Any], **identifiers: object) -> list[tuple]:
                     return run_file(con, name, values, **identifiers)
 
-                def insert(listed: Any, pieces: list[str], offsets: list[int]) -> None:
-                    layout = formats.LAYOUTS[listed.file_type]
-                    values = {"yyyymm": yyyymm, "source_file": listed.path, "pieces": pieces, "line_offsets": offsets}
+                def insert(layout: Any, pieces: list[str], source_files: list[str], offsets: list[int]) -> None:
+                    values = {"yyyymm": yyyymm, "pieces": pieces, "source_files": source_files, "line_offsets": offsets}
                     table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
                     run_file(con, "copy_raw/insert_transcoded_pieces", values, **table, columns=layout.columns)
 
