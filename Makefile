@@ -79,7 +79,7 @@ docs: install manifest ## dbt docs generate into include/dbt/target/index.html (
 	cd include/dbt && ../../$(BIN)/dbt docs generate --quiet --profiles-dir . --target duckdb
 	@echo "==> dbt docs: include/dbt/target/index.html (serve: cd include/dbt && ../../$(BIN)/dbt docs serve --profiles-dir .)"
 
-bench: install manifest ## Benchmark a month against the single-pass limit: bench/results.{json,md} (BENCH_SCALES=S,M,L)
+bench: install manifest services-deps ## Benchmark: a month per scale against the least work on all cores and a polars peer, small months through the scheduler: bench/results.{json,md}
 	scripts/bench.sh
 
 mwaa: install ## Build and check the MWAA artifacts in dist/mwaa: make mwaa ENV=mwaa/prod.env

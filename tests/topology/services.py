@@ -397,6 +397,9 @@ class Airflow:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Naive dates (a CLI --logical-date without offset) are JST, like the DAG's schedule; the UI
+            # shows the browser's time zone (Airflow 3 has no server-side UI default any more).
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Tokyo",
             "AIRFLOW__CORE__PARALLELISM": "4",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api_url}/execution/",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
@@ -559,6 +562,21 @@ class ApiClient:
         }
         return self.request("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
 
+    def note_month(self, backfill: dict[str, Any], yyyymm: str, dag_id: str = DAG_ID) -> None:
+        """The month in the note of the backfill's run, where a person looks for it in the UI (a backfill
+        run's id and logical date name the day after the month, in UTC)."""
+
+        def created() -> list[dict[str, Any]] | None:
+            return self.backfill_runs(backfill, dag_id) or None
+
+        for run in wait_for(f"the run of backfill {backfill['id']}", created, timeout=60, interval=1):
+            self.request(
+                "PATCH",
+                f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}",
+                params={"update_mask": "note"},
+                json={"note": f"month {yyyymm}"},
+            )
+
     def wait_backfill(
         self, backfill: dict[str, Any], timeout: float, dag_id: str = DAG_ID, alive: Callable[[], None] | None = None
     ) -> list[dict[str, Any]]:
@@ -585,6 +603,7 @@ class ApiClient:
         results: dict[str, str] = {}
         for yyyymm in months:
             backfill = self.backfill_month(yyyymm)
+            self.note_month(backfill, yyyymm)
             if echo:
                 echo(f"==> {yyyymm}: backfill {backfill['id']} (logical date {logical_date_for_month(yyyymm)})")
             runs = self.wait_backfill(backfill, timeout=timeout_per_month, alive=alive)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -87,6 +88,7 @@ def test_month_triggered_through_the_rest_api(topology):
         print(f"{TRIGGERED_MONTH}: {run['state']} in {time.monotonic() - started:.0f}s")
         assert run["state"] == "success", states
         assert run["conf"] == {"yyyymm": TRIGGERED_MONTH}
+        assert run["note"] == f"month {TRIGGERED_MONTH}"  # where a person looks for the run's month
         assert {task for task, state in states.items() if state != "success"} == EXPECTED_SKIPPED, states
         check_month_exported(topo, TRIGGERED_MONTH)
 
@@ -106,6 +108,8 @@ def test_three_months_backfilled(topology):
         runs = client.request("GET", "/dags/dpc_elt/dagRuns", params={"run_type": "backfill", "limit": 100})
         loaded = sorted(previous_month(_parse(run["logical_date"])) for run in runs["dag_runs"])
         assert loaded == list(BACKFILL_MONTHS)  # one run per month, each loading the month before its date
+        notes = {run["note"] for run in runs["dag_runs"]}
+        assert notes == {f"month {yyyymm}" for yyyymm in BACKFILL_MONTHS}  # the month, not the UTC date
         for yyyymm in BACKFILL_MONTHS:
             check_month_exported(topo, yyyymm)
         check_month_exported(topo, TRIGGERED_MONTH)  # still there: months are replaced one at a time
@@ -116,6 +120,31 @@ def test_month_maps_to_the_run_that_loads_it():
 
     for yyyymm in ("202401", "202412", "202503"):
         assert previous_month(logical_date_for_month(yyyymm)) == yyyymm
+
+
+def test_a_month_without_its_manifest_fails_at_once_naming_the_path(topology):
+    topo, client = topology
+    with logs_on_failure(topo):
+        body = {"logical_date": None, "conf": {"yyyymm": "209912", "manifest_wait_minutes": 0}}
+        run_id = client.request("POST", "/dags/dpc_elt/dagRuns", json=body)["dag_run_id"]
+        run = client.wait_run(run_id, timeout=300, alive=topo.alive)
+        assert run["state"] == "failed"
+        assert client.task_states(run_id)["validate_manifest.wait_for_manifest"] == "failed"
+        assert not topo.s3.keys("processed/yyyymm=209912/")
+
+
+def test_naive_dates_are_read_in_tokyo(topology):
+    """core.default_timezone = Asia/Tokyo in this topology (and docker-compose.yaml): a CLI date without an
+    offset means JST, like the DAG's schedule. The UI shows the browser's zone (docs/local-development.md)."""
+    topo, _client = topology
+    done = subprocess.run(
+        [str(Path(sys.prefix) / "bin" / "airflow"), "config", "get-value", "core", "default_timezone"],
+        env=topo.airflow.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "Asia/Tokyo"
 
 
 def test_client_refuses_a_wrong_password(topology):
