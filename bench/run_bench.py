@@ -1059,8 +1059,10 @@ def backfill_reason(b: dict[str, Any]) -> str:
 def scheduler_reason(months: list[dict[str, Any]]) -> str:
     tasks = spread([m["task_sum_s"] for m in months], 1)
     gaps = spread([m["queued_to_end_s"] - m["task_sum_s"] for m in months], 1)
+    slowest = sorted(months[-1].get("task_s", {}).items(), key=lambda kv: -kv[1])[:4]
     return (
-        f"every task is its own process under LocalExecutor: the {months[0]['tasks']} tasks of a month add up "
+        (f"slowest tasks {', '.join(f'{t} {s:.1f} s' for t, s in slowest)}; " if slowest else "")
+        + f"every task is its own process under LocalExecutor: the {months[0]['tasks']} tasks of a month add up "
         f"to {tasks['median']:.0f} s (each starts Python, Airflow and the DAG; the dbt tasks dbt too), and the "
         f"scheduler's hand-offs between them {gaps['median']:.0f} s more"
     )
@@ -1967,6 +1969,7 @@ def child_scheduler(work: str, out: str) -> None:
                 "start_to_end_s": seconds(run, "start_date"),
                 "task_sum_s": round(sum(t["duration"] or 0 for t in tasks["task_instances"]), 1),
                 "tasks": len(tasks["task_instances"]),
+                "task_s": {t["task_id"]: round(t["duration"] or 0, 1) for t in tasks["task_instances"]},
             }
     finally:
         topo.stop()

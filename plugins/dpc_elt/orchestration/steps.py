@@ -185,11 +185,12 @@ class RollbackStageOperator(BackendStepOperator):
 
 
 def rollback_stage() -> RollbackStageOperator:
-    """RollbackStage runs once the whole stage group is done (ALL_DONE: no stage model is still running
-    when the month is deleted) and only acts when one of its tasks failed."""
+    """RollbackStage: ONE_FAILED on the stage group, whose one task runs the whole stage, so it starts only
+    once the stage is done; on a clean run the scheduler skips it without starting a process. Upstream
+    failed (an earlier step failed) also triggers it: it then finds no failed stage task and skips."""
     return RollbackStageOperator(
         task_id="rollback_stage",
-        trigger_rule=TriggerRule.ALL_DONE,
+        trigger_rule=TriggerRule.ONE_FAILED,
         pool=settings.WAREHOUSE_POOL,
         doc_md="Deletes the month from every stage table after a failed `build_stage` (skipped otherwise).",
     )
