@@ -7,6 +7,7 @@ with the exported Parquet.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -72,6 +73,27 @@ def test_three_months_end_to_end(three_months):
             exported = summary_by_key([d[0] for d in cursor.description], cursor.fetchall())
         assert exported == {k: v for k, v in expected.items() if v["yyyymm"] == yyyymm}
         assert entry["rows"] == len(exported)
+
+    # the Asset: one event per exported month on dpc_elt_exports, with the month's rows and manifest hash
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "dpc_elt_exports")
+            .order_by(AssetEvent.id)
+        ).all()
+        extras = [dict(event.extra) for event in events]
+    assert [extra["yyyymm"] for extra in extras][-1] == "202505"
+    assert {extra["yyyymm"] for extra in extras} == set(months)
+    for extra in extras[-1:]:
+        folder = processed / f"yyyymm={extra['yyyymm']}"
+        assert extra["uri"] == str(folder)
+        assert extra["manifest_sha256"] == hashlib.sha256((folder / "_manifest.json").read_bytes()).hexdigest()
+        assert extra["rows"] == json.loads((folder / "_manifest.json").read_text())["files"][0]["rows"]
 
     # notify_success: one success message per run, counts only — no patient id anywhere
     messages = [json.loads(line) for line in Path(cfg.outbox_path).read_text(encoding="utf-8").splitlines()]

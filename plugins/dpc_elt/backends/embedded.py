@@ -8,7 +8,6 @@ pool of one slot: DuckDB allows one writer per file. Every step finishes in plac
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DIALECT = "duckdb"
-EXPORT_MANIFEST_NAME = "_manifest.json"
 DATABASE_TARGET = "warehouse"  # the one vacuum target: DuckDB checkpoints the whole file
 
 
@@ -229,7 +227,7 @@ class EmbeddedBackend:
         Files are written locally first, then the prefix is cleared and the Parquet files uploaded,
         the output ``_manifest.json`` last: a reader that sees the manifest sees a complete month.
         """
-        from dpc_elt.core.manifest import export_manifest
+        from dpc_elt.core.manifest import MANIFEST_NAME, write_export_manifest
 
         cfg = self.cfg
         months = [validate_yyyymm(month) for month in months]  # it also names the prefix to delete
@@ -259,7 +257,6 @@ class EmbeddedBackend:
                             "sha256": _sha256(target),
                         }
                     )
-                manifest = export_manifest(yyyymm, files)
                 prefix = f"{root}/yyyymm={yyyymm}"
                 if fs.exists(prefix):
                     fs.rm(prefix, recursive=True)
@@ -267,9 +264,8 @@ class EmbeddedBackend:
                 for item in files:
                     fs.put_file(str(local / item["path"]), f"{prefix}/{item['path']}")
                     checkpoints.reached("export_parquet.mid_export")  # tests may fail here
-                with fs.open(f"{prefix}/{EXPORT_MANIFEST_NAME}", "w") as handle:
-                    json.dump(manifest, handle, ensure_ascii=False, indent=2)
-                written.append({"yyyymm": yyyymm, "uri": f"{cfg.processed_root}/yyyymm={yyyymm}", "files": files})
+                month = write_export_manifest(fs, f"{prefix}/{MANIFEST_NAME}", yyyymm, files)
+                written.append({**month, "uri": f"{cfg.processed_root}/yyyymm={yyyymm}"})
         return written
 
     def resume(self, pending_state: dict[str, Any], event: dict[str, Any] | None) -> Any:

@@ -25,7 +25,7 @@ from dpc_elt.core import formats, settings
 from dpc_elt.core.errors import ManifestError
 from dpc_elt.core.params import validate_yyyymm
 
-MANIFEST_NAME = "_manifest.json"
+MANIFEST_NAME = "_manifest.json"  # the delivery's, and the name of the output manifest beside an export
 MANIFEST_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024
 CHUNK_BYTES = 8 * 1024 * 1024
@@ -392,6 +392,15 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
     listed = {item.path for item in files} | {MANIFEST_NAME}
     unlisted = tuple(sorted(name for name in by_name if name not in listed))
     return ValidatedManifest(yyyymm=yyyymm, created_at=created_at, files=files, unlisted=unlisted)
+
+
+def write_export_manifest(fs: Any, path: str, yyyymm: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """Write a month's output manifest (both backends; one PUT on S3) after its Parquet files; the month's
+    entry of export_parquet's result: where it is, its files, and the manifest's own SHA-256 (what the
+    Asset event of the month carries, so a consumer can tell a re-export from a repeat)."""
+    data = json.dumps(export_manifest(yyyymm, files), ensure_ascii=False, indent=2).encode("utf-8")
+    fs.pipe_file(path, data)
+    return {"yyyymm": yyyymm, "files": files, "manifest_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def export_manifest(yyyymm: str, files: list[dict[str, Any]]) -> dict[str, Any]:

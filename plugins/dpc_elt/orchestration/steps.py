@@ -24,7 +24,7 @@ from dpc_elt.core.errors import ParameterError
 from dpc_elt.core.manifest import ValidatedManifest
 from dpc_elt.core.params import month_of_context
 from dpc_elt.notify import FAILURE_XCOM_KEY, Message, deliver, describe_failure
-from dpc_elt.orchestration import cosmos_config
+from dpc_elt.orchestration import assets, cosmos_config
 from dpc_elt.orchestration.operators import BackendStepOperator
 from dpc_elt.orchestration.retry import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
 
@@ -240,10 +240,13 @@ class ExportParquetOperator(BackendStepOperator):
         from dpc_elt.ops import quality_report
 
         cfg = settings.get_settings()
+        exports = assets.exports_asset(cfg)
         for month in result:
             log.info("exported %s: %s", month["uri"], [(f["path"], f["rows"]) for f in month["files"]])
             # The export cleared the month's folder: every month written gets its report again.
             month["report"] = quality_report.write_report(month["yyyymm"], cfg)
+            # One Asset event per month written, for the jobs scheduled on the exports.
+            context["outlet_events"][assets.EXPORTED_MONTHS].add(exports, extra=assets.month_event_extra(month))
         return result
 
 
@@ -251,6 +254,7 @@ def export_parquet() -> ExportParquetOperator:
     return ExportParquetOperator(
         task_id="export_parquet",
         pool=settings.WAREHOUSE_POOL,
+        outlets=[assets.EXPORTED_MONTHS],
         doc_md="Rewrites the Parquet files, `_manifest.json` and quality report of every month whose rows changed.",
     )
 

@@ -260,7 +260,9 @@ def task_callable(factory):
         step = factory()
     if hasattr(step, "operator"):  # a @task
         return step.operator.python_callable
-    return lambda ti: step.execute({"ti": ti})
+    from airflow.sdk.execution_time.context import OutletEventAccessors
+
+    return lambda ti: step.execute({"ti": ti, "outlet_events": OutletEventAccessors()})
 
 
 def test_export_parquet_writes_the_report_of_every_exported_month_outside_its_manifest(cfg, cases):

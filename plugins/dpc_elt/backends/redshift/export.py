@@ -6,13 +6,13 @@ manifest sees a complete month. Then the next month."""
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
 from dpc_elt.backends.redshift import s3
 from dpc_elt.backends.redshift.data_api import DIALECT, DataApi, render_literals, sql_batch, statement_name
 from dpc_elt.core import settings, sqlfiles
+from dpc_elt.core.manifest import MANIFEST_NAME, write_export_manifest
 from dpc_elt.core.params import validate_yyyymm
 
 if TYPE_CHECKING:
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STEP = "export_parquet"
-EXPORT_MANIFEST_NAME = "_manifest.json"
 
 
 def export_table() -> str:
@@ -62,7 +61,6 @@ def submit_month(api: DataApi, fs: AbstractFileSystem, yyyymm: str) -> str:
 def finish_month(api: DataApi, fs: AbstractFileSystem, yyyymm: str) -> dict[str, Any]:
     """The UNLOAD finished: every part's rows, bytes and SHA-256; their rows equal to the table's rows
     of the month (a quick count); then ``_manifest.json``. The month's entry of the step's result."""
-    from dpc_elt.core.manifest import export_manifest
 
     table = export_table()
     prefix = api.where.processed.join(f"yyyymm={validate_yyyymm(yyyymm)}")
@@ -72,11 +70,9 @@ def finish_month(api: DataApi, fs: AbstractFileSystem, yyyymm: str) -> dict[str,
     exported = sum(f["rows"] for f in files)
     if exported != expected:
         raise RuntimeError(f"{prefix}: Parquet files hold {exported} rows, {table} has {expected}")
-    manifest = export_manifest(yyyymm, files)
-    with fs.open(prefix.join(EXPORT_MANIFEST_NAME).path, "w") as handle:
-        json.dump(manifest, handle, ensure_ascii=False, indent=2)
+    month = write_export_manifest(fs, prefix.join(MANIFEST_NAME).path, yyyymm, files)
     log.info("exported %s: %d files, %d rows", prefix, len(files), exported)
-    return {"yyyymm": yyyymm, "uri": str(prefix), "files": files}
+    return {**month, "uri": str(prefix)}
 
 
 def describe_parts(fs: AbstractFileSystem, prefix: s3.S3Uri, table: str) -> list[dict[str, Any]]:
@@ -85,7 +81,7 @@ def describe_parts(fs: AbstractFileSystem, prefix: s3.S3Uri, table: str) -> list
     files = []
     for key in sorted(fs.find(prefix.path)):
         uri = s3.S3Uri.parse(f"s3://{key}")
-        if uri.name == EXPORT_MANIFEST_NAME:
+        if uri.name == MANIFEST_NAME:
             continue
         sha256, size = s3.sha256_of(fs, uri)
         name = key[len(prefix.path) + 1 :]
