@@ -245,7 +245,7 @@ def test_dbt_test_fails_on_broken_data(warehouse):
     ok(project.invoke("test", "--select", "tag:summary", "assert_stage_months_match_raw"))
 
 
-@pytest.mark.parametrize("bad", ["202513", "2025-1"])
+@pytest.mark.parametrize("bad", ["202513", "2025-1", "210001", "189912"])  # as params.YYYYMM_PATTERN
 def test_bad_month_is_refused(warehouse, bad):
     result = warehouse[0].invoke("compile", "--select", "stg_dpc__y1_cases", env={"DPC_YYYYMM": bad})
     assert not result.success

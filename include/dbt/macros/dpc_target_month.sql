@@ -7,7 +7,8 @@
     {%- if month == '' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if not modules.re.fullmatch('[0-9]{4}(0[1-9]|1[0-2])', month) or month[:4] | int < 1900 -%}
+    {#- The same rule as dpc_elt.core.params.YYYYMM_PATTERN and the manifest schema: 190001 … 209912. -#}
+    {%- if not modules.re.fullmatch('(19|20)[0-9]{2}(0[1-9]|1[0-2])', month) -%}
         {{ exceptions.raise_compiler_error(
             "DPC_YYYYMM must be a real month written as 6 digits (YYYYMM, e.g. 202504), got '"
             ~ month ~ "'") }}
