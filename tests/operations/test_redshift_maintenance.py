@@ -15,7 +15,7 @@ from botocore.stub import ANY
 from dpc_elt.backends.base import Pending
 from dpc_elt.core import settings, tables
 from dpc_elt.ops import health, thresholds
-from tests.production.conftest import RedshiftDataStub, production_settings
+from tests.production.conftest import production_settings, stub_data_api
 from tests.production.support import SCHEMAS, expect_existing_tables, failure_event, success_event
 
 CONN_ID = "aws_test"  # tests/operations/conftest.py's moto connection
@@ -34,17 +34,10 @@ def production(monkeypatch, tmp_path):
 @pytest.fixture
 def stub(production, monkeypatch):
     """The Data API of every RedshiftBackend built during the test (botocore Stubber, offline)."""
-    from airflow.providers.amazon.aws.hooks.redshift_data import RedshiftDataHook
-
-    from dpc_elt.backends.redshift import data_api
-
     monkeypatch.setenv("AIRFLOW_CONN_AWS_TEST", '{"conn_type": "aws", "extra": {"region_name": "ap-northeast-1"}}')
     for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
         monkeypatch.setenv(name, value)
-    hook = RedshiftDataHook(aws_conn_id=CONN_ID)
-    stubbed = RedshiftDataStub(hook.conn)
-    monkeypatch.setattr(data_api, "new_hook", lambda _conn_id: hook)
-    monkeypatch.setattr(data_api, "QUICK_POLL_SECONDS", 0)
+    stubbed = stub_data_api(CONN_ID, monkeypatch)
     yield stubbed
     stubbed.stubber.deactivate()
 

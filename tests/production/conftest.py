@@ -237,17 +237,24 @@ class RedshiftDataStub:
         self.stubber.assert_no_pending_responses()
 
 
-@pytest.fixture
-def data_api(aws, cfg, monkeypatch):
-    """The Data API of every RedshiftBackend built during the test, stubbed; quick reads do not sleep."""
+def stub_data_api(conn_id: str, monkeypatch) -> RedshiftDataStub:
+    """Stub the Data API client every RedshiftBackend of the test gets; quick reads do not sleep.
+    Deactivate with ``stub.stubber.deactivate()`` when the test ends."""
     from airflow.providers.amazon.aws.hooks.redshift_data import RedshiftDataHook
 
     from dpc_elt.backends.redshift import data_api as module
 
-    hook = RedshiftDataHook(aws_conn_id=CONN_ID)
+    hook = RedshiftDataHook(aws_conn_id=conn_id)
     stub = RedshiftDataStub(hook.conn)
     monkeypatch.setattr(module, "new_hook", lambda _conn_id: hook)
     monkeypatch.setattr(module, "QUICK_POLL_SECONDS", 0)
+    return stub
+
+
+@pytest.fixture
+def data_api(aws, cfg, monkeypatch):
+    """The Data API of every RedshiftBackend built during the test, stubbed."""
+    stub = stub_data_api(CONN_ID, monkeypatch)
     yield stub
     stub.stubber.deactivate()
 
