@@ -107,7 +107,9 @@ def _workers(total_bytes: int) -> Iterator[Executor]:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["dpc_elt.core.rawfile"])
     count = max(1, len(os.sched_getaffinity(0)))
-    with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=count, mp_context=context, initializer=rawfile.keep_freed_buffers_in_worker
+    ) as pool:
         try:
             yield pool
         except BaseException:

@@ -16,6 +16,7 @@ no field value ever reaches a message. On failure ``dst`` holds a partial output
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import time
 from dataclasses import dataclass
@@ -428,6 +429,23 @@ class PieceResult:
     records: int  # data lines written to the target
     ok: bool  # False: a rule that needs the bytes is broken somewhere in the piece
     seconds: float = 0.0  # CPU time the piece took
+
+
+def keep_freed_buffers_in_worker() -> None:
+    """Initializer of a piece worker process: let glibc keep freed buffers for the next piece.
+
+    Each piece allocates and frees buffers of megabytes (raw bytes, decoded text, UTF-8 rows). By default
+    glibc returns them to the kernel and faults fresh zeroed pages in for the next piece: measured at
+    the M scale, ~50,000 page faults and a quarter of the CPU of a 32 MiB piece. Elsewhere (not glibc)
+    the allocator keeps its defaults."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's malloc.h
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's largest allowed value
+    libc.mallopt(m_trim_threshold, 512 * 1024 * 1024)
+    libc.mallopt(m_top_pad, 64 * 1024 * 1024)
 
 
 def piece_bounds(handle: BinaryIO, size: int, piece_bytes: int = PIECE_BYTES) -> list[tuple[int, int]]:
