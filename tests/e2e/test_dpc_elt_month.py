@@ -87,6 +87,14 @@ def test_three_months_end_to_end(three_months):
             .order_by(AssetEvent.id)
         ).all()
         extras = [dict(event.extra) for event in events]
+        # Cosmos emits one Asset per dbt model it builds (lineage raw -> stage -> mart in the UI)
+        model_assets = set(
+            session.scalars(
+                select(AssetModel.uri).join(AssetEvent, AssetEvent.asset_id == AssetModel.id).distinct()
+            ).all()
+        )
+    for model in ("stage/stg_dpc__ef_in_stays", "stage/stg_dpc__y1_cases", "mart/fct_cases"):
+        assert any(uri.startswith("duckdb:") and uri.endswith(f"/{model}") for uri in model_assets), model
     assert [extra["yyyymm"] for extra in extras][-1] == "202505"
     assert {extra["yyyymm"] for extra in extras} == set(months)
     for extra in extras[-1:]:
