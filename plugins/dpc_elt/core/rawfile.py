@@ -311,24 +311,7 @@ def first_utf8_line(data: bytes) -> int | None:
     return None
 
 
-def stage_raw_file(
-    src: BinaryIO,
-    dst: TextIO,
-    *,
-    file_type: str,
-    source_file: str,
-    yyyymm: str,
-    expected_sha256: str | None = None,
-    staged_path: str = "",
-    chunk_bytes: int = CHUNK_BYTES,
-) -> StagedFile:
-    """Transcode and check ``src`` (binary, cp932) into ``dst`` (UTF-8 text; open it with ``newline="\\n"``).
-
-    ``source_file`` is the bare file name written to every row and used in errors; ``staged_path`` is
-    only copied into the result (the caller knows where ``dst`` lives). SHA-256 and byte count are of
-    the source bytes. With ``expected_sha256`` (the validated manifest's), a different hash at the end
-    raises ``RULE_SHA_CHANGED`` — after ``dst`` was written, so the caller must discard it.
-    """
+def _checked_layout(file_type: str, source_file: str, yyyymm: str, chunk_bytes: int) -> formats.FileLayout:
     layout = formats.LAYOUTS.get(file_type)
     if layout is None:
         raise ParameterError(f"file_type must be one of {', '.join(formats.FILE_TYPES)}")
@@ -337,17 +320,20 @@ def stage_raw_file(
         raise ParameterError("source_file must be a non-empty name without TAB, CR or LF")
     if chunk_bytes < 1 or chunk_bytes > MAX_LINE_BYTES:
         raise ParameterError(f"chunk_bytes must be between 1 and {MAX_LINE_BYTES}")
+    return layout
 
-    checker = _LineChecker(layout, source_file, yyyymm)
-    digest = hashlib.sha256()
-    size = 0
+
+def _check_and_write(
+    src: BinaryIO, dst: TextIO, checker: _LineChecker, *, at_file_start: bool, chunk_bytes: int
+) -> None:
+    """The one line-by-line loop: read ``src`` to its end in chunks, check its lines with ``checker``
+    (which numbers them on from its ``line_no``) and write the staged rows to ``dst``. Only a read from
+    the file's start looks for a byte order mark and a header line."""
     pending = b""
-    started = False
+    started = not at_file_start
     while True:
         chunk = src.read(chunk_bytes)
         if chunk:
-            digest.update(chunk)
-            size += len(chunk)
             if pending:
                 nl = chunk.find(b"\n")
                 if len(pending) + (nl if nl >= 0 else len(chunk)) > MAX_LINE_BYTES:
@@ -389,7 +375,45 @@ def stage_raw_file(
         if not chunk:
             break
 
-    sha256 = digest.hexdigest()
+
+class _Hashed:
+    """A binary reader that hashes and counts every byte read through it."""
+
+    def __init__(self, src: BinaryIO) -> None:
+        self.src = src
+        self.digest = hashlib.sha256()
+        self.bytes = 0
+
+    def read(self, size: int) -> bytes:
+        chunk = self.src.read(size)
+        self.digest.update(chunk)
+        self.bytes += len(chunk)
+        return chunk
+
+
+def stage_raw_file(
+    src: BinaryIO,
+    dst: TextIO,
+    *,
+    file_type: str,
+    source_file: str,
+    yyyymm: str,
+    expected_sha256: str | None = None,
+    staged_path: str = "",
+    chunk_bytes: int = CHUNK_BYTES,
+) -> StagedFile:
+    """Transcode and check ``src`` (binary, cp932) into ``dst`` (UTF-8 text; open it with ``newline="\\n"``).
+
+    ``source_file`` is the bare file name written to every row and used in errors; ``staged_path`` is
+    only copied into the result (the caller knows where ``dst`` lives). SHA-256 and byte count are of
+    the source bytes. With ``expected_sha256`` (the validated manifest's), a different hash at the end
+    raises ``RULE_SHA_CHANGED`` — after ``dst`` was written, so the caller must discard it.
+    """
+    layout = _checked_layout(file_type, source_file, yyyymm, chunk_bytes)
+    checker = _LineChecker(layout, source_file, yyyymm)
+    hashed = _Hashed(src)
+    _check_and_write(hashed, dst, checker, at_file_start=True, chunk_bytes=chunk_bytes)  # type: ignore[arg-type]
+    sha256 = hashed.digest.hexdigest()
     if expected_sha256 is not None and sha256 != expected_sha256.lower():
         raise RawFileError(source_file, RULE_SHA_CHANGED)
     return StagedFile(
@@ -397,9 +421,52 @@ def stage_raw_file(
         source_file=source_file,
         records=checker.records,
         sha256=sha256,
-        bytes=size,
+        bytes=hashed.bytes,
         staged_path=staged_path,
     )
+
+
+@dataclass(frozen=True)
+class StagedPiece:
+    """Result of :func:`stage_piece`."""
+
+    lines: int  # physical lines read (a skipped header line counts)
+    records: int  # rows written
+    first_record_line: int  # the file's line number of the first row written (0: none)
+
+
+def stage_piece(
+    src: BinaryIO,
+    dst: TextIO,
+    *,
+    file_type: str,
+    source_file: str,
+    yyyymm: str,
+    first_line_no: int,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> StagedPiece:
+    """:func:`stage_raw_file` for one piece of a file: ``src`` reads whole lines of the file, from the
+    start of its line ``first_line_no`` up to a line feed (or the file's end); the piece from the file's
+    start (``first_line_no`` 1) refuses a byte order mark and skips a header line, as the whole file would.
+
+    Every rule is checked and every row written exactly as :func:`stage_raw_file` does for these lines,
+    line numbers included (they count on from ``first_line_no``), so the pieces of a file together stage
+    the rows of the whole file. No hash: a piece cannot know the file's SHA-256; the caller makes sure
+    the piece holds the validated bytes. A RawFileError names the file's line. When a piece holds
+    several bad lines, the one named may differ from the whole file's (rules are checked block by block
+    and the blocks start elsewhere): a caller that must name exactly the line-by-line error checks the
+    file again with :func:`stage_raw_file`.
+    """
+    layout = _checked_layout(file_type, source_file, yyyymm, chunk_bytes)
+    if first_line_no < 1:
+        raise ParameterError("first_line_no must be at least 1")
+    checker = _LineChecker(layout, source_file, yyyymm)
+    checker.line_no = first_line_no - 1
+    _check_and_write(src, dst, checker, at_file_start=first_line_no == 1, chunk_bytes=chunk_bytes)
+    lines = checker.line_no - (first_line_no - 1)
+    # Every line read became a row, but a skipped header: the first row is that many lines further on.
+    first_record_line = first_line_no + (lines - checker.records) if checker.records else 0
+    return StagedPiece(lines=lines, records=checker.records, first_record_line=first_record_line)
 
 
 # ------------------------------------------------------------------------------------ parallel pieces
@@ -472,6 +539,58 @@ def piece_bounds(handle: BinaryIO, size: int, piece_bytes: int = PIECE_BYTES) ->
         bounds.append((start, end))
         start = end
     return bounds
+
+
+@dataclass(frozen=True)
+class PieceSpan:
+    """Bytes ``[start, end)`` of a file, whole lines; ``first_line_no`` is the file's line number of the
+    first of them (1 + the line feeds before ``start``)."""
+
+    start: int
+    end: int
+    first_line_no: int
+
+
+class PieceCutter:
+    """:func:`piece_bounds` for a file read once from start to end: fed its bytes in order, it returns
+    the same line-aligned pieces as soon as each one's end has been read, each with the number of its
+    first line — which a piece cut from a seekable file cannot know without reading what comes before."""
+
+    def __init__(self, piece_bytes: int = PIECE_BYTES) -> None:
+        if piece_bytes < 1:
+            raise ParameterError("piece_bytes must be at least 1")
+        self.piece_bytes = piece_bytes
+        self.start = 0  # of the piece being cut
+        self.first_line_no = 1  # of the piece being cut
+        self.line_feeds = 0  # read since self.start
+        self.position = 0  # bytes fed so far
+
+    def feed(self, chunk: bytes) -> list[PieceSpan]:
+        """The pieces that end in ``chunk`` (the file's next bytes)."""
+        done: list[PieceSpan] = []
+        offset = 0  # in chunk: where the piece being cut continues
+        while True:
+            # As piece_bounds: a piece ends at the first line feed at or after start + piece_bytes.
+            search_from = max(self.start + self.piece_bytes - self.position, offset)
+            nl = chunk.find(b"\n", search_from) if search_from < len(chunk) else -1
+            if nl < 0:
+                break
+            end = self.position + nl + 1
+            self.line_feeds += chunk.count(b"\n", offset, nl + 1)
+            done.append(PieceSpan(self.start, end, self.first_line_no))
+            self.start, self.first_line_no, self.line_feeds = end, self.first_line_no + self.line_feeds, 0
+            offset = nl + 1
+        self.line_feeds += chunk.count(b"\n", offset)
+        self.position += len(chunk)
+        return done
+
+    def finish(self) -> list[PieceSpan]:
+        """The last piece, once the file has been read to its end (none when the file ended with one)."""
+        if self.start >= self.position:
+            return []
+        last = PieceSpan(self.start, self.position, self.first_line_no)
+        self.start = self.position
+        return [last]
 
 
 def transcode_piece(piece: Piece) -> PieceResult:

@@ -361,3 +361,105 @@ def test_is_valid_date():
     assert rawfile.is_valid_date("99999999")
     for bad in ("20230229", "20251301", "20250400", "00010000", "", "2025040１", "2025-04-01"):
         assert not rawfile.is_valid_date(bad)
+
+
+# ------------------------------------------------------------------- pieces read once, lines numbered
+
+
+def cut(data: bytes, piece_bytes: int, feed_bytes: int) -> list[rawfile.PieceSpan]:
+    """The pieces a PieceCutter gives when fed ``data`` in blocks of ``feed_bytes``."""
+    cutter = rawfile.PieceCutter(piece_bytes)
+    spans = [span for at in range(0, len(data), feed_bytes) for span in cutter.feed(data[at : at + feed_bytes])]
+    return spans + cutter.finish()
+
+
+CUT_CASES = {
+    "lines": b"".join(b"line %d\r\n" % n for n in range(1, 60)),
+    "last line without LF": b"a\nbb\nccc\ndddd",
+    "one long line": b"x" * 700 + b"\n" + b"short\n",
+    "only line feeds": b"\n" * 40,
+    "no line feed": b"no line feed at all",
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("case", CUT_CASES)
+@pytest.mark.parametrize("piece_bytes", [1, 7, 50, 300, 10**6])
+@pytest.mark.parametrize("feed_bytes", [1, 13, 4096])
+def test_the_piece_cutter_cuts_as_piece_bounds_and_numbers_each_first_line(case, piece_bytes, feed_bytes):
+    data = CUT_CASES[case]
+    spans = cut(data, piece_bytes, feed_bytes)
+    assert [(s.start, s.end) for s in spans] == rawfile.piece_bounds(io.BytesIO(data), len(data), piece_bytes)
+    assert [s.first_line_no for s in spans] == [data.count(b"\n", 0, s.start) + 1 for s in spans]
+
+
+def stage_in_pieces(data: bytes, file_type: str, piece_bytes: int) -> list[tuple[str, rawfile.StagedPiece]]:
+    """Every piece of ``data`` staged on its own with stage_piece: its rows and its result, in order."""
+    staged = []
+    for span in cut(data, piece_bytes, 4096):
+        out = io.StringIO(newline="\n")
+        result = rawfile.stage_piece(
+            io.BytesIO(data[span.start : span.end]),
+            out,
+            file_type=file_type,
+            source_file=formats.LAYOUTS[file_type].file_name("131000123", "202504"),
+            yyyymm="202504",
+            first_line_no=span.first_line_no,
+        )
+        staged.append((out.getvalue(), result))
+    return staged
+
+
+@pytest.mark.parametrize("file_type", ["y1", "ef_in", "d"])
+def test_pieces_staged_apart_hold_exactly_the_rows_of_the_whole_file(dpc, file_type):
+    body = [dpc.row(file_type, order_no=str(n)) if file_type != "y1" else dpc.row("y1") for n in range(1, 30)]
+    if file_type == "ef_in":
+        body[4] = dpc.row("ef_in", order_no="5", item_name="ｶﾞｰｾﾞ①髙﨑", performed_date="")
+    data = dpc.encode([dpc.header(file_type), *body], final_newline=False)  # the last line without CRLF
+    staged, whole = stage(data, file_type)
+
+    pieces = stage_in_pieces(data, file_type, 300)
+
+    assert len(pieces) > 5 and "".join(rows for rows, _ in pieces) == whole
+    assert sum(result.records for _, result in pieces) == staged.records == len(body)
+    assert sum(result.lines for _, result in pieces) == len(body) + 1  # the header is a line, not a row
+    for rows, result in pieces:  # the line_no column of the piece's first row; 0 for a piece of a header only
+        assert result.first_record_line == (int(rows.split("\t", 3)[2]) if rows else 0)
+    assert next(result for _, result in pieces if result.records).first_record_line == 2
+
+
+@pytest.mark.parametrize(
+    ("line", "rule"),
+    [
+        ("date", rawfile.RULE_DATE),
+        ("fields", rawfile.RULE_FIELD_COUNT),
+        ("control", rawfile.RULE_CONTROL),
+        ("header again", rawfile.RULE_DATE),
+        ("utf8", rawfile.RULE_UTF8),
+    ],
+)
+def test_a_bad_line_in_a_later_piece_names_the_files_line(dpc, line, rule):
+    rows = [dpc.encode([dpc.row("ef_in", order_no=str(n))]) for n in range(1, 40)]
+    rows[30] = {
+        "date": dpc.encode([dpc.row("ef_in", performed_date="20250431")]),
+        "fields": dpc.encode([dpc.row("ef_in")[:-2]]),
+        "control": dpc.encode([dpc.row("ef_in", item_name="a\x0bb")]),
+        "header again": dpc.encode([dpc.header("ef_in")]),  # only the file's first line may be a header
+        "utf8": "\t".join(dpc.row("ef_in", item_name="初診料")).encode("utf-8") + b"\r\n",
+    }[line]
+    data = dpc.encode([dpc.header("ef_in")]) + b"".join(rows)
+    whole = fails(data)
+    with pytest.raises(RawFileError) as raised:
+        stage_in_pieces(data, "ef_in", 300)
+    assert data.rfind(rows[30]) > 3 * 300, "the bad line is in a later piece"
+    assert (raised.value.file, raised.value.line, raised.value.rule) == (whole.file, 32, rule)
+    assert str(raised.value) == str(whole)
+
+
+def test_a_piece_needs_a_line_number():
+    with pytest.raises(ParameterError, match="first_line_no"):
+        rawfile.stage_piece(
+            io.BytesIO(b""), io.StringIO(), file_type="d", source_file=EF_NAME, yyyymm="202504", first_line_no=0
+        )
+    with pytest.raises(ParameterError, match="piece_bytes"):
+        rawfile.PieceCutter(0)

@@ -1,8 +1,12 @@
 """copy_raw on Redshift: stage the month on S3, then replace it in every raw table in ONE transaction.
 
-1. :func:`stage_month` streams every listed file S3 → ``rawfile.stage_raw_file`` → S3 (cp932 to UTF-8,
-   every line checked, multipart, bounded memory) under ``staging/yyyymm=<M>/`` and writes one COPY
-   manifest per file type. A bad line or a repeated y1 case block fails here, before any SQL.
+1. :func:`stage_month` turns every listed file (cp932) into staged UTF-8 rows under ``staging/yyyymm=<M>/``,
+   every line checked, and writes one COPY manifest per file type. A month of ``pieces.PARALLEL_FROM_BYTES``
+   or more is staged on every core (:mod:`.pieces`: line-aligned pieces, each its own staged object, the
+   validated version pinned by ETag); a smaller month file by file in the task (``s3.stage_to_s3``: one
+   streamed read, multipart upload). Both write the same rows — the lineage
+   columns with the line's number in the hospital's file — and both refuse a bad line or a repeated y1
+   case block with the same error, here, before any SQL.
 2. :func:`load_batch` is one Data API ``BatchExecuteStatement`` for all three file types: per type,
    create the raw table if missing, ``DELETE`` the month (bound ``:yyyymm``), ``COPY`` the staged
    objects (no COPY for a type without rows: its month ends empty). Redshift runs the statements of a
@@ -10,6 +14,7 @@
    batch rolls back and every raw table keeps the month it had. (Three batches, one per type, as
    before, left y1 and ef_in replaced when the D load failed.) COPY runs with ``STATUPDATE ON``: the
    statistics of each loaded table are refreshed at the end of its COPY, inside the same transaction.
+   A COPY manifest of many staged objects is how Redshift loads them in parallel, spread over the slices.
 3. :func:`check_loaded` (batch finished) compares the rows each COPY loaded with the records staged;
    :func:`explain_failure` (batch failed) reads the failed COPY's first row of ``SYS_LOAD_ERROR_DETAIL``
    and raises the value-free ``RawFileError`` (file, line, column, reason) — never the rejected value.
@@ -22,7 +27,7 @@ import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dpc_elt.backends.redshift import s3
+from dpc_elt.backends.redshift import pieces, s3
 from dpc_elt.backends.redshift.data_api import (
     FAILED,
     LOAD_ERRORS,
@@ -43,7 +48,7 @@ from dpc_elt.core.params import validate_yyyymm
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
 
-    from dpc_elt.core.manifest import ValidatedManifest
+    from dpc_elt.core.manifest import ManifestFile, ValidatedManifest
 
 log = logging.getLogger(__name__)
 
@@ -51,29 +56,28 @@ STEP = "copy_raw"
 _COLUMN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
-def stage_month(fs: AbstractFileSystem, where: Target, yyyymm: str, manifest: ValidatedManifest) -> dict[str, Any]:
-    """Every listed file, cp932 → UTF-8 with every line checked, into ``staging/yyyymm=<M>/<file>.tsv``;
-    then one COPY manifest per file type. The month's staging prefix is emptied first, so only this
-    delivery can be loaded. Returns names, counts and URIs only."""
+def stage_month(
+    fs: AbstractFileSystem, where: Target, yyyymm: str, manifest: ValidatedManifest, *, workers: int | None = None
+) -> dict[str, Any]:
+    """Every listed file, cp932 → UTF-8 with every line checked, into staged objects under
+    ``staging/yyyymm=<M>/``; then one COPY manifest per file type listing every staged object with rows.
+    The month's staging prefix is emptied first, so only this delivery can be loaded. ``workers``: the
+    processes a month staged in pieces uses (default ``pieces.worker_count()``). Returns names, counts
+    and URIs only."""
     validate_yyyymm(yyyymm)
     raw_month = where.raw.join(f"yyyymm={yyyymm}")
     staging_month = where.staging.join(f"yyyymm={yyyymm}")
+    fs.invalidate_cache(staging_month.path)  # objects the workers PUT last time are not in s3fs' listings
     if fs.exists(staging_month.path):
         fs.rm(staging_month.path, recursive=True)
-    duplicates = s3.Y1DuplicateCheck()
-    staged: list[dict[str, Any]] = []
-    for listed in sorted(manifest.files, key=lambda f: (formats.FILE_TYPES.index(f.file_type), f.path)):
-        result = s3.stage_to_s3(
-            fs,
-            raw_month.join(listed.path),
-            staging_month.join(f"{listed.path}.tsv"),
-            file_type=listed.file_type,
-            yyyymm=yyyymm,
-            expected_sha256=listed.sha256,
-            inspect=duplicates.for_file(listed.path) if listed.file_type == formats.Y1.file_type else None,
-        )
-        log.info("staged %s: %d records, %d bytes UTF-8", listed.path, result.records, result.staged_bytes)
-        staged.append(result.to_dict())
+    listed = sorted(manifest.files, key=lambda f: (formats.FILE_TYPES.index(f.file_type), f.path))
+    if sum(f.bytes for f in listed) >= pieces.PARALLEL_FROM_BYTES:
+        access = pieces.s3_access(where.aws_conn_id)
+        workers = pieces.worker_count() if workers is None else workers
+        objects = pieces.stage_in_pieces(fs, access, listed, raw_month, staging_month, yyyymm, workers=workers)
+    else:
+        objects = _stage_file_by_file(fs, listed, raw_month, staging_month, yyyymm)
+    staged = [staged_object.to_dict() for staged_object in objects]
     copy_manifests: dict[str, str] = {}
     for file_type in formats.FILE_TYPES:
         uris = [f["staged_uri"] for f in staged if f["file_type"] == file_type and f["records"] > 0]
@@ -82,6 +86,27 @@ def stage_month(fs: AbstractFileSystem, where: Target, yyyymm: str, manifest: Va
             s3.write_copy_manifest(fs, manifest_uri, uris)
             copy_manifests[file_type] = str(manifest_uri)
     return {"yyyymm": yyyymm, "files": staged, "copy_manifests": copy_manifests}
+
+
+def _stage_file_by_file(
+    fs: AbstractFileSystem, listed: list[ManifestFile], raw_month: s3.S3Uri, staging_month: s3.S3Uri, yyyymm: str
+) -> list[s3.StagedObject]:
+    """Each file in turn, in this process: one streamed read, checked and transcoded, one staged object."""
+    duplicates = s3.Y1DuplicateCheck()
+    objects = []
+    for file in listed:
+        staged = s3.stage_to_s3(
+            fs,
+            raw_month.join(file.path),
+            staging_month.join(f"{file.path}.tsv"),
+            file_type=file.file_type,
+            yyyymm=yyyymm,
+            expected_sha256=file.sha256,
+            inspect=duplicates.for_file(file.path) if file.file_type == formats.Y1.file_type else None,
+        )
+        log.info("staged %s: %d records, %d bytes UTF-8", file.path, staged.records, staged.staged_bytes)
+        objects.append(staged)
+    return objects
 
 
 def copy_statements(file_type: str, copy_manifest_uri: str | None, iam_role_arn: str) -> tuple[Batch, bool]:

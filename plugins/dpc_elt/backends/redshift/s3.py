@@ -1,9 +1,10 @@
 """S3 for the production backend (``dpc_elt.backends.redshift``): locations, streaming transcoding into
 the staging prefix, streamed hashes and Parquet row counts.
 
-All S3 I/O goes through one fsspec filesystem (s3fs) that the amazon provider builds from the Airflow
-AWS connection (``airflow.providers.amazon.aws.fs.s3.get_fs``), so ``dpc_elt.core.manifest.validate_month``
-and ``dpc_elt.core.rawfile.stage_raw_file`` run on S3 unchanged. Memory stays bounded whatever the file
+All S3 I/O in the task goes through one fsspec filesystem (s3fs) that the amazon provider builds from the
+Airflow AWS connection (``airflow.providers.amazon.aws.fs.s3.get_fs``), so ``dpc_elt.core.manifest.validate_month``
+and ``dpc_elt.core.rawfile.stage_raw_file`` run on S3 unchanged (a month staged in pieces on every core
+reads and writes through boto3 clients instead, see :mod:`.pieces`). Memory stays bounded whatever the file
 size: reads are ranged GETs of ``READ_BLOCK_BYTES``, writes are multipart uploads of ``PART_BYTES``
 parts, hashes are computed chunk by chunk. Nothing here logs or returns a field value.
 
@@ -94,14 +95,15 @@ def filesystem(aws_conn_id: str | None) -> AbstractFileSystem:
 
 @dataclass(frozen=True)
 class StagedObject:
-    """One raw file transcoded to UTF-8 under the staging prefix: counts, names and hashes only."""
+    """A raw file, or one piece of it, transcoded to UTF-8 under the staging prefix: counts, names and
+    hashes only."""
 
     file_type: str
     source_file: str
     staged_uri: str
     records: int
-    sha256: str
-    bytes: int
+    sha256: str  # of the whole source file
+    bytes: int  # of the source that this object holds (the whole file, or the piece)
     staged_bytes: int
     # The source line of the staged object's first line (2 when a header was skipped): turns a line
     # number that COPY reports in the staged object into the line of the hospital's file.
@@ -137,8 +139,9 @@ class Y1DuplicateCheck:
     """A y1 item listed twice for one case in one month (a duplicated case block) rejects the month.
 
     The embedded backend finds it in SQL after loading (``copy_raw/find_duplicate_y1_items.sql``);
-    here the staged rows are checked while they stream, so nothing is loaded. Keys (codes and
-    dates, about 60 bytes a line) are kept for the month's y1 lines only.
+    here the staged rows are checked while they stream (or, staged in pieces, their keys in staging
+    order), so nothing is loaded. Keys (codes and dates, about 60 bytes a line) are kept for the
+    month's y1 lines only.
     """
 
     KEY_COLUMNS = ("facility_cd", "patient_id", "admission_date", "admission_seq_no", "summary_no")
@@ -150,11 +153,26 @@ class Y1DuplicateCheck:
         self.maxsplit = max(self.positions) + 1
         self.seen: set[str] = set()
 
+    def _key(self, fields: list[str]) -> str:
+        return "\t".join([fields[i] for i in self.positions])
+
+    def keys(self, text: str) -> list[str]:
+        """The key of every staged y1 row in ``text``, in order."""
+        return [self._key(row.split("\t", self.maxsplit)) for row in text.splitlines()]
+
+    def add(self, keys: list[str]) -> bool:
+        """Take the next rows' keys in staging order; False as soon as one was seen before."""
+        for key in keys:
+            if key in self.seen:
+                return False
+            self.seen.add(key)
+        return True
+
     def for_file(self, source_file: str) -> Callable[[str], None]:
         def inspect(text: str) -> None:
             for row in text.splitlines():
                 fields = row.split("\t", self.maxsplit)
-                key = "\t".join([fields[i] for i in self.positions])
+                key = self._key(fields)
                 if key in self.seen:
                     raise RawFileError(source_file, RULE_DUPLICATE_Y1, line=int(fields[2]))
                 self.seen.add(key)
@@ -216,6 +234,43 @@ def stage_to_s3(
         staged_bytes=sink.bytes,
         first_line_no=sink.first_line_no or 1,
     )
+
+
+class _Inspected:
+    """The text side of a check that stages nothing: each block of rows is inspected, then dropped."""
+
+    def __init__(self, inspect: Callable[[str], None] | None) -> None:
+        self.inspect = inspect
+
+    def write(self, text: str) -> int:
+        if text and self.inspect is not None:
+            self.inspect(text)
+        return len(text)
+
+
+def check_source(
+    fs: AbstractFileSystem,
+    source: S3Uri,
+    *,
+    file_type: str,
+    yyyymm: str,
+    expected_sha256: str,
+    inspect: Callable[[str], None] | None = None,
+) -> None:
+    """Every line of ``source`` checked as :func:`stage_to_s3` checks it, nothing written: raises the
+    RawFileError the line-by-line staging raises (a bad line, a repeated y1 item through ``inspect``,
+    then a changed SHA-256), or returns."""
+    from dpc_elt.core.rawfile import stage_raw_file
+
+    with fs.open(source.path, "rb", block_size=READ_BLOCK_BYTES, cache_type="readahead") as src:
+        stage_raw_file(
+            src,
+            _Inspected(inspect),  # type: ignore[arg-type]  # stage_raw_file only calls write()
+            file_type=file_type,
+            source_file=source.name,
+            yyyymm=yyyymm,
+            expected_sha256=expected_sha256,
+        )
 
 
 def write_copy_manifest(fs: AbstractFileSystem, target: S3Uri, staged_uris: list[str]) -> None:
