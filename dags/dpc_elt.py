@@ -11,6 +11,11 @@ step ends in `notify_failure`, and the run stays failed.
 **Month.** `yyyymm` in the trigger form; empty means the month before the logical date (JST), which is
 what the daily 03:00 run loads. A scheduled run whose manifest has not arrived ends skipped.
 
+**Start when the manifest lands** (production, `DPC_MANIFEST_QUEUE_URL` set): the schedule is the 03:00
+cron OR the Asset `dpc_elt_manifests`, fed by the bucket's S3 events through SQS; such a run loads the
+month its `_manifest.json` key names, and `validate_manifest.manifest_event` ends it green with nothing
+done when that manifest (SHA-256) is the one loaded last.
+
 **Re-run / backfill.** Every step replaces exactly one month, so any task can be cleared and any month
 re-run or backfilled in any order: `make run-month YYYYMM=202504`, `make backfill FROM=202501 TO=202506`,
 or `airflow backfill create --dag-id dpc_elt --from-date … --to-date …`.
@@ -30,17 +35,17 @@ the Parquet files, `_manifest.json` and `_quality_report.html` (rows per file an
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import DAG, CronTriggerTimetable, Param, chain
+from airflow.sdk import DAG, Param, chain
 
 from dpc_elt.core.params import TIMEZONE, param_schemas
 from dpc_elt.notify import record_failure
-from dpc_elt.orchestration import steps
+from dpc_elt.orchestration import manifest_events, steps
 
 with DAG(
     dag_id="dpc_elt",
     description="DPC monthly ELT: manifest → raw → stage → mart → readmission → tests → Parquet → notice",
     doc_md=__doc__,
-    schedule=CronTriggerTimetable("0 3 * * *", timezone=TIMEZONE),
+    schedule=manifest_events.schedule(),  # 03:00 JST; with a manifest queue, also when a manifest lands
     start_date=pendulum.datetime(2025, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,

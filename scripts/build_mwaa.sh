@@ -41,12 +41,14 @@ echo "==> checking $ENV_FILE"
 import re, sys
 from dpc_elt.backends.redshift import data_api
 from dpc_elt.backends.redshift.s3 import S3Uri
+from dpc_elt.core.settings import MANIFEST_QUEUE_URL_PATTERN
 from dpc_elt.notify.channels import SNS_TOPIC_PATTERN
 
 REQUIRED = ("DPC_ENVIRONMENT", "DPC_S3_BUCKET", "DPC_REDSHIFT_WORKGROUP", "DPC_REDSHIFT_DATABASE",
             "DPC_REDSHIFT_IAM_ROLE_ARN", "DPC_REDSHIFT_HOST", "DPC_REDSHIFT_REGION")
 OPTIONAL = ("DPC_AWS_CONN_ID", "DPC_SNS_TOPIC_ARN", "DPC_SLACK_CONN_ID", "DPC_SLACK_CHANNEL",
-            "DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_MANIFEST_POKE_SECONDS", "DPC_REDSHIFT_USER")
+            "DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_MANIFEST_POKE_SECONDS", "DPC_REDSHIFT_USER",
+            "DPC_MANIFEST_QUEUE_URL")
 values = {}
 for number, line in enumerate(open(sys.argv[1], encoding="utf-8"), 1):
     line = line.strip()
@@ -70,6 +72,7 @@ checks = {
     "DPC_REDSHIFT_DATABASE": data_api.DATABASE_PATTERN.fullmatch,
     "DPC_REDSHIFT_IAM_ROLE_ARN": data_api.IAM_ROLE_PATTERN.fullmatch,
     "DPC_SNS_TOPIC_ARN": SNS_TOPIC_PATTERN.fullmatch,
+    "DPC_MANIFEST_QUEUE_URL": MANIFEST_QUEUE_URL_PATTERN.fullmatch,
 }
 for key, check in checks.items():
     if values.get(key):

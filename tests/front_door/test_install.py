@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def python_with_pip() -> str:
     """A python3 on PATH outside this venv (the one a fresh machine has)."""
-    venv_bin = str(Path(sys.prefix) / "bin")
-    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and p != venv_bin)
+    venv_bin = (Path(sys.prefix) / "bin").resolve()  # .venv may be a symlink (a git worktree's)
+    path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p).resolve() != venv_bin)
     found = shutil.which("python3", path=path)
     assert found, "no python3 outside the venv"
     return found

@@ -90,6 +90,11 @@ def aws(moto_endpoint, monkeypatch):
     }
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
     requests.post(f"{moto_endpoint}/moto-api/reset", timeout=10)
+    # fsspec keeps one s3fs per set of options: one made in another test directory (its own moto server)
+    # would still talk to that server.
+    from s3fs import S3FileSystem
+
+    S3FileSystem.clear_instance_cache()
     boto3.client("s3", endpoint_url=moto_endpoint, region_name=REGION).create_bucket(
         Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION}
     )

@@ -88,6 +88,9 @@ class ValidatedManifest:
     created_at: str
     files: tuple[ManifestFile, ...]
     unlisted: tuple[str, ...] = ()
+    # SHA-256 of the delivery's _manifest.json bytes as validated: what the month's loaded-manifest
+    # record keeps (dpc_elt.core.run_marker), so a repeated manifest event can be told from a change.
+    manifest_sha256: str = ""
 
     @property
     def total_records(self) -> int:
@@ -99,6 +102,7 @@ class ValidatedManifest:
             "created_at": self.created_at,
             "files": [asdict(f) for f in self.files],
             "unlisted": list(self.unlisted),
+            "manifest_sha256": self.manifest_sha256,
         }
 
     @classmethod
@@ -118,6 +122,7 @@ class ValidatedManifest:
                 for f in data["files"]
             ),
             unlisted=tuple(str(u) for u in data.get("unlisted", ())),
+            manifest_sha256=str(data.get("manifest_sha256", "")),
         )
 
 
@@ -391,7 +396,28 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
 
     listed = {item.path for item in files} | {MANIFEST_NAME}
     unlisted = tuple(sorted(name for name in by_name if name not in listed))
-    return ValidatedManifest(yyyymm=yyyymm, created_at=created_at, files=files, unlisted=unlisted)
+    return ValidatedManifest(
+        yyyymm=yyyymm,
+        created_at=created_at,
+        files=files,
+        unlisted=unlisted,
+        manifest_sha256=hashlib.sha256(content).hexdigest(),
+    )
+
+
+def manifest_sha256(fs: Any, raw_root: str, yyyymm: str) -> str | None:
+    """SHA-256 of the month's ``_manifest.json`` as it is now (the same bytes :func:`validate_month`
+    hashes), or None when there is none; ``fs`` understands ``raw_root`` as in :func:`validate_month`.
+    One small read: how a manifest event is told apart from the manifest that was loaded last."""
+    folder = month_uri(raw_root, yyyymm)
+    uri = f"{folder}/{MANIFEST_NAME}"
+    fs.invalidate_cache(folder)  # s3fs would answer from an earlier listing or version (FileExpired)
+    try:
+        with fs.open(uri, "rb") as f:
+            content = f.read(MAX_MANIFEST_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    return hashlib.sha256(content).hexdigest()
 
 
 def write_export_manifest(fs: Any, path: str, yyyymm: str, files: list[dict[str, Any]]) -> dict[str, Any]:

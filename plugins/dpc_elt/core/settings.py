@@ -60,6 +60,9 @@ class Settings:
     redshift_iam_role_arn: str
     aws_conn_id: str
     sns_topic_arn: str
+    # Event-driven start (production): the SQS queue that receives the raw bucket's ObjectCreated events
+    # for ``_manifest.json``. Empty = the 03:00 JST schedule alone (embedded default, local).
+    manifest_queue_url: str = ""
 
 
 # DuckDB's own default is 80 % of RAM, so its buffer pool grew with the month (2.2 GiB at M, 7.7 GiB
@@ -67,6 +70,9 @@ class Settings:
 # <warehouse>.tmp/ beyond it; raise it to trade memory for speed. profiles.yml has the same default.
 DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
 _MEMORY_LIMIT = re.compile(r"[0-9]+(\.[0-9]+)? ?([KMGT]i?B)")
+# A standard SQS queue URL (S3 event notifications cannot target FIFO queues): scheme, host (an
+# endpoint such as moto's may carry a port), the 12-digit account and the queue name.
+MANIFEST_QUEUE_URL_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?/[0-9]{12}/[A-Za-z0-9_-]{1,80}")
 
 
 def _data_dir() -> Path:
@@ -83,10 +89,11 @@ def get_settings() -> Settings:
     bucket = os.environ.get("DPC_S3_BUCKET", "")
     # Production lands and exports in the bucket (data contract §2: <raw_root> is s3://<bucket>/raw).
     s3_root = f"s3://{bucket}" if backend == PRODUCTION and bucket else ""
+    raw_root = os.environ.get("DPC_RAW_ROOT", f"{s3_root}/raw" if s3_root else str(data / "raw"))
     return Settings(
         backend=backend,
         environment=os.environ.get("DPC_ENVIRONMENT", "local"),
-        raw_root=os.environ.get("DPC_RAW_ROOT", f"{s3_root}/raw" if s3_root else str(data / "raw")),
+        raw_root=raw_root,
         processed_root=os.environ.get(
             "DPC_PROCESSED_ROOT", f"{s3_root}/processed" if s3_root else str(data / "processed")
         ),
@@ -104,6 +111,7 @@ def get_settings() -> Settings:
         redshift_iam_role_arn=os.environ.get("DPC_REDSHIFT_IAM_ROLE_ARN", ""),
         aws_conn_id=os.environ.get("DPC_AWS_CONN_ID", "aws_default"),
         sns_topic_arn=os.environ.get("DPC_SNS_TOPIC_ARN", ""),
+        manifest_queue_url=_manifest_queue_url(os.environ.get("DPC_MANIFEST_QUEUE_URL", ""), raw_root),
     )
 
 
@@ -112,3 +120,22 @@ def _memory_limit(value: str) -> str:
     if not _MEMORY_LIMIT.fullmatch(value.strip()):
         raise ValueError(f"DPC_DUCKDB_MEMORY_LIMIT must be a size such as 1GB or 512MiB, got {value!r}")
     return value.strip()
+
+
+def _manifest_queue_url(value: str, raw_root: str) -> str:
+    """``DPC_MANIFEST_QUEUE_URL``, checked when the DAG is parsed (no network): a standard SQS queue URL,
+    and a raw root on S3 — the queue carries the S3 event notifications of that bucket."""
+    url = value.strip()
+    if not url:
+        return ""
+    if not MANIFEST_QUEUE_URL_PATTERN.fullmatch(url):
+        raise ValueError(
+            "DPC_MANIFEST_QUEUE_URL must be a standard SQS queue URL such as "
+            f"https://sqs.ap-northeast-1.amazonaws.com/123456789012/dpc-elt-manifests, got {url!r}"
+        )
+    if not raw_root.startswith("s3://"):
+        raise ValueError(
+            "DPC_MANIFEST_QUEUE_URL needs the raw root on S3 (DPC_S3_BUCKET on the production backend, or "
+            f"DPC_RAW_ROOT=s3://…): the queue carries that bucket's S3 events, the raw root is {raw_root!r}"
+        )
+    return url

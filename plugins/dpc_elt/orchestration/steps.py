@@ -24,7 +24,7 @@ from dpc_elt.core.errors import ParameterError
 from dpc_elt.core.manifest import ValidatedManifest
 from dpc_elt.core.params import month_of_context
 from dpc_elt.notify import FAILURE_XCOM_KEY, Message, deliver, describe_failure
-from dpc_elt.orchestration import assets, cosmos_config
+from dpc_elt.orchestration import assets, cosmos_config, manifest_events
 from dpc_elt.orchestration.operators import BackendStepOperator
 from dpc_elt.orchestration.retry import COPY_RAW_RETRY, VALIDATE_MANIFEST_RETRY
 
@@ -56,6 +56,15 @@ storage could not be read (retried 3 times). A scheduled run whose manifest did 
 
 **Re-run:** fix or replace the delivery, then *Clear* this group (with downstream): the sensor looks
 again and the month is validated from scratch.
+"""
+MANIFEST_EVENT_DOC = """\
+**manifest_event** (only where `DPC_MANIFEST_QUEUE_URL` is set) — for a run that a manifest event
+started: re-queues the events of other months for the next runs, then compares the month's
+`_manifest.json` (SHA-256) with the one loaded last. The same manifest: *nothing to do* — the rest of
+the run is skipped and the run ends green (the log says so). New or changed: the run goes on. Scheduled
+and manual runs always go on (they reload as before).
+
+**Reload a month anyway:** trigger it with `{"yyyymm": "<YYYYMM>"}`.
 """
 BUILD_STAGE_DOC = """\
 **BuildStage** — one `dbt run` of the stage models (`build_stage.dbt_run`): typed y1 cases and segments
@@ -131,7 +140,25 @@ def validate_manifest() -> TaskGroup:
             return {"yyyymm": yyyymm, "manifest": manifest.to_dict()}
 
         wait >> check_manifest()
+        if manifest_events.event_driven():
+            manifest_event() >> wait
     return group
+
+
+def manifest_event():
+    """The short-circuit at the start of an event-driven deployment's run (``manifest_events.start_or_skip``):
+    it succeeds either way, so the events it re-queues for other months are recorded."""
+
+    @task.short_circuit(
+        task_id="manifest_event",
+        outlets=[manifest_events.REQUEUED_MANIFESTS],
+        doc_md=MANIFEST_EVENT_DOC,
+        **VALIDATE_MANIFEST_RETRY,
+    )
+    def manifest_event_task(**context: Any) -> bool:
+        return manifest_events.start_or_skip(context)
+
+    return manifest_event_task()
 
 
 class CopyRawOperator(BackendStepOperator):
@@ -146,6 +173,9 @@ class CopyRawOperator(BackendStepOperator):
 
     def start(self, context: Any, backend: Backend) -> Any:
         checked = _checked(context)
+        # The month is about to change: no manifest counts as loaded until this run ends well.
+        record = run_marker.loaded_manifest_uri(settings.get_settings(), checked["yyyymm"])
+        run_marker.forget_loaded_manifest(*backend.filesystem(record))
         return backend.load_month(checked["yyyymm"], ValidatedManifest.from_dict(checked["manifest"]))
 
     def finish(self, context: Any, result: dict[str, int]) -> dict[str, int]:
@@ -302,9 +332,13 @@ def notify_success():
                 f"{len(unlisted)} file(s) in the month folder were not in the manifest and were ignored"
             )
         where = deliver(message, context)
-        ti = context["ti"]  # the good end that ELTExecutionDelay counts from
-        end = run_marker.RunEnd(ti.dag_id, ti.run_id, "loaded", datetime.now(UTC), checked["yyyymm"])
-        run_marker.write_run_end(*backend.filesystem(run_marker.run_marker_uri(settings.get_settings())), end)
+        ti, cfg, now = context["ti"], settings.get_settings(), datetime.now(UTC)
+        end = run_marker.RunEnd(ti.dag_id, ti.run_id, "loaded", now, checked["yyyymm"])  # ELTExecutionDelay
+        run_marker.write_run_end(*backend.filesystem(run_marker.run_marker_uri(cfg)), end)
+        if sha := checked["manifest"].get("manifest_sha256"):  # what a repeated manifest event is told by
+            loaded = run_marker.LoadedManifest(checked["yyyymm"], sha, ti.dag_id, ti.run_id, now)
+            record = run_marker.loaded_manifest_uri(cfg, checked["yyyymm"])
+            run_marker.write_loaded_manifest(*backend.filesystem(record), loaded)
         return where
 
     return notify_success_task()

@@ -69,8 +69,23 @@ def test_xcom_round_trip(tmp_path, dpc):
     result = m.validate_month(str(tmp_path), "202504")
     wire = json.loads(json.dumps(result.to_dict()))
     assert m.ValidatedManifest.from_dict(wire) == result
-    assert set(wire) == {"yyyymm", "created_at", "files", "unlisted"}
+    assert set(wire) == {"yyyymm", "created_at", "files", "unlisted", "manifest_sha256"}
     assert wire["unlisted"] == ["readme.txt"]
+
+
+def test_the_validated_manifest_carries_the_sha256_of_the_manifest_bytes(tmp_path, dpc):
+    """What a run records as loaded, and what a manifest event is compared with: the same bytes."""
+    import fsspec
+
+    dpc.month(str(tmp_path))
+    manifest_bytes = (tmp_path / "yyyymm=202504" / "_manifest.json").read_bytes()
+    expected = hashlib.sha256(manifest_bytes).hexdigest()
+    assert m.validate_month(str(tmp_path), "202504").manifest_sha256 == expected
+    assert m.manifest_sha256(fsspec.filesystem("file"), str(tmp_path), "202504") == expected
+    (tmp_path / "yyyymm=202504" / "_manifest.json").write_bytes(manifest_bytes.replace(b"2025-05-08", b"2025-05-09"))
+    assert m.manifest_sha256(fsspec.filesystem("file"), str(tmp_path), "202504") not in (expected, None)
+    assert m.manifest_sha256(fsspec.filesystem("file"), str(tmp_path), "202503") is None  # none delivered
+    assert m.ValidatedManifest.from_dict({"yyyymm": "202504", "created_at": "x", "files": []}).manifest_sha256 == ""
 
 
 def test_header_only_and_empty_files_have_zero_records(tmp_path, dpc):

@@ -65,3 +65,47 @@ def test_duckdb_memory_cap_defaults_to_the_profiles_default_and_is_validated(mon
         settings.get_settings.cache_clear()
         with pytest.raises(ValueError, match="DPC_DUCKDB_MEMORY_LIMIT must be a size"):
             settings.get_settings()
+
+
+def test_no_manifest_queue_by_default(monkeypatch):
+    monkeypatch.delenv("DPC_MANIFEST_QUEUE_URL", raising=False)
+    assert settings.get_settings().manifest_queue_url == ""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://sqs.ap-northeast-1.amazonaws.com/123456789012/dpc-elt-manifests-prod",
+        "http://127.0.0.1:5000/123456789012/dpc-elt-manifests",  # an endpoint such as moto's
+    ],
+)
+def test_a_manifest_queue_url_is_taken_with_the_raw_root_on_s3(monkeypatch, url):
+    monkeypatch.setenv("DPC_BACKEND", "production")
+    monkeypatch.setenv("DPC_S3_BUCKET", "dpc-learning-data-dev")
+    monkeypatch.delenv("DPC_RAW_ROOT", raising=False)
+    monkeypatch.setenv("DPC_MANIFEST_QUEUE_URL", f" {url} ")
+    assert settings.get_settings().manifest_queue_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "dpc-elt-manifests",
+        "arn:aws:sqs:ap-northeast-1:123456789012:dpc-elt-manifests",
+        "https://sqs.ap-northeast-1.amazonaws.com/123456789012/dpc-elt-manifests.fifo",
+        "https://sqs.ap-northeast-1.amazonaws.com/1234/dpc-elt-manifests",
+    ],
+)
+def test_anything_but_a_standard_queue_url_is_refused_naming_the_variable(monkeypatch, url):
+    monkeypatch.setenv("DPC_RAW_ROOT", "s3://dpc-learning-data-dev/raw")
+    monkeypatch.setenv("DPC_MANIFEST_QUEUE_URL", url)
+    with pytest.raises(ValueError, match="DPC_MANIFEST_QUEUE_URL must be a standard SQS queue URL"):
+        settings.get_settings()
+
+
+def test_a_manifest_queue_needs_the_raw_root_on_s3(monkeypatch):
+    monkeypatch.delenv("DPC_RAW_ROOT", raising=False)
+    monkeypatch.delenv("DPC_BACKEND", raising=False)
+    monkeypatch.setenv("DPC_MANIFEST_QUEUE_URL", "https://sqs.ap-northeast-1.amazonaws.com/123456789012/q")
+    with pytest.raises(ValueError, match="needs the raw root on S3"):
+        settings.get_settings()

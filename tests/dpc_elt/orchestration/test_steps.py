@@ -113,3 +113,39 @@ def test_run_local_says_every_minute_that_it_still_waits(tmp_path):
     lines = out.getvalue().splitlines()
     assert len(lines) >= 3 and all(line.startswith(f"  still waiting for {uri}: ") for line in lines)
     assert lines[0].endswith("of 5 min")
+
+
+def test_copy_raw_forgets_the_loaded_manifest_before_it_replaces_the_month(tmp_path, monkeypatch):
+    """Until the run ends well again, a repeated manifest event must not count the month as loaded."""
+    import dataclasses
+    from datetime import UTC, datetime
+    from types import SimpleNamespace
+
+    import fsspec
+
+    from dpc_elt.core import run_marker, settings
+    from dpc_elt.core.manifest import ValidatedManifest
+    from dpc_elt.orchestration.steps import CopyRawOperator
+
+    cfg = dataclasses.replace(settings.get_settings(), processed_root=str(tmp_path / "processed"))
+    monkeypatch.setattr(settings, "get_settings", lambda: cfg)
+    fs, path = fsspec.filesystem("file"), run_marker.loaded_manifest_uri(cfg, "202504")
+    loaded = run_marker.LoadedManifest("202504", "a" * 64, "dpc_elt", "manual__1", datetime.now(UTC))
+    run_marker.write_loaded_manifest(fs, path, loaded)
+    other = run_marker.loaded_manifest_uri(cfg, "202503")
+    run_marker.write_loaded_manifest(fs, other, dataclasses.replace(loaded, yyyymm="202503"))
+    seen = []
+
+    class Backend:
+        def filesystem(self, uri):
+            return fsspec.core.url_to_fs(uri)
+
+        def load_month(self, yyyymm, manifest):
+            seen.append((yyyymm, run_marker.read_loaded_manifest(fs, path)))
+            return {"y1": 1}
+
+    checked = {"yyyymm": "202504", "manifest": ValidatedManifest("202504", "x", (), manifest_sha256="b" * 64).to_dict()}
+    ti = SimpleNamespace(xcom_pull=lambda task_ids: checked)
+    assert CopyRawOperator(task_id="copy_raw").start({"ti": ti}, Backend()) == {"y1": 1}
+    assert seen == [("202504", None)]
+    assert run_marker.read_loaded_manifest(fs, other) is not None  # other months keep theirs

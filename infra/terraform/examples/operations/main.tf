@@ -40,6 +40,24 @@ module "operations" {
   slack_channel_id = null
 }
 
+# Start dpc_elt when a month's manifest lands: the raw bucket's S3 events through SQS (the bucket and
+# the MWAA execution role belong to the platform stack; placeholders here). Put the output
+# manifest_events_env_line into mwaa/<environment>.env.
+module "manifest_events" {
+  source = "../../modules/manifest_events"
+
+  account_id               = var.account_id
+  environment              = var.environment
+  bucket_name              = "dpc-learning-data-${var.environment}"
+  raw_prefix               = "raw"
+  mwaa_execution_role_name = "dpc-elt-mwaa-execution-${var.environment}"
+  alarm_topic_arn          = module.operations.alert_topic_arn
+}
+
+output "manifest_events_env_line" {
+  value = module.manifest_events.mwaa_env_line
+}
+
 output "alert_topic_arn" {
   value = module.operations.alert_topic_arn
 }
