@@ -41,10 +41,10 @@ generate: install ## Write synthetic DPC files for DEMO_MONTHS under data/raw
 demo: install manifest ## From a fresh clone: generate data and run the whole DAG for each demo month
 	@scripts/demo.sh $(DEMO_MONTHS)
 
-run-month: install manifest ## Run dpc_elt for one month: make run-month YYYYMM=202504 [MANIFEST_WAIT_MINUTES=30]
+run-month: install manifest ## Run dpc_elt for one month: make run-month YYYYMM=202504 [FACILITY_CD=131000123] [MANIFEST_WAIT_MINUTES=30]
 	@scripts/run_month.sh $(YYYYMM)
 
-backfill: install manifest ## Run dpc_elt for a range of months in order: make backfill FROM=202501 TO=202506
+backfill: install manifest ## Run dpc_elt for a range of months in order: make backfill FROM=202501 TO=202506 [FACILITY_CD=131000123]
 	@scripts/run_month.sh $$(scripts/months.sh $(FROM) $(TO))
 
 test: install manifest lint services-deps ## Install, lint and run the test suite
@@ -59,7 +59,7 @@ services-up: install manifest services-deps ## Start PostgreSQL, S3 (moto) and A
 services-seed: install ## Synthetic months into the services' bucket: make services-seed MONTHS=202401-202412
 	@scripts/services.sh seed --months $(or $(MONTHS),202401-202412)
 
-backfill-services: install ## One backfill run per month on running services: make backfill-services FROM=202401 TO=202412
+backfill-services: install ## One backfill run per month on running services: make backfill-services FROM=202401 TO=202412 [FACILITY_CD=…]
 	@scripts/services.sh backfill $(FROM) $(TO)
 
 services-down: ## Stop what services-up started

@@ -11,6 +11,10 @@ step ends in `notify_failure`, and the run stays failed.
 **Month.** `yyyymm` in the trigger form; empty means the month before the logical date (JST), which is
 what the daily 03:00 run loads. A scheduled run whose manifest has not arrived ends skipped.
 
+**One facility.** `facility_cd` in the trigger form (9 digits) reloads only that hospital's resubmitted
+files: its rows of the month are replaced in raw, stage and mart, its patients' readmissions recomputed,
+and the months whose rows changed exported again.
+
 **Start when the manifest lands** (production, `DPC_MANIFEST_QUEUE_URL` set): the schedule is the 03:00
 cron OR the Asset `dpc_elt_manifests`, fed by the bucket's S3 events through SQS; such a run loads the
 month its `_manifest.json` key names, and `validate_manifest.manifest_event` ends it green with nothing

@@ -92,7 +92,7 @@ def fct_cases_ddl() -> str:
 def run_compute_readmit(con, yyyymm: str) -> list[str]:
     """Run the compute_readmit files in order in ONE transaction, like the lead's runner; return
     the months of the final select."""
-    values = {"yyyymm": yyyymm}
+    values = sqlfiles.readmit_values(yyyymm, None)
     result = None
     con.execute("begin transaction")
     try:

@@ -150,3 +150,54 @@ def test_bad_line_fails_the_run_names_file_and_line_and_loads_nothing(three_mont
     assert failed["task_id"] == "copy_raw" and failed["error_type"] == "RawFileError"
     assert f"{entry['path']}:3" in failed["detail"]
     assert "/dags/dpc_elt/runs/" in failed["log_url"]
+
+
+def check_manifest_result(dag_run) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        (value,) = session.scalars(
+            select(XComModel.value).where(
+                XComModel.run_id == dag_run.run_id,
+                XComModel.task_id == "validate_manifest.check_manifest",
+                XComModel.key == "return_value",
+            )
+        ).all()
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def test_a_one_facility_reload_through_the_dag_restages_only_that_facility(three_months):
+    """The facility_cd form field reaches every step: validate_manifest, copy_raw, the stage's dbt
+    (DPC_FACILITY_CD), compute_readmit and the notice. To see that dbt restaged only that facility, the
+    other facility's raw D rows are changed behind the pipeline's back: a facility run must leave its
+    stage rows as they were (a whole-month run would restage them)."""
+    from dpc_elt.dev.run_local import run_month
+
+    cfg = three_months
+    for yyyymm in ("202503", "202504"):
+        assert str(run_month(yyyymm).state) == "success"
+    facilities = [row[0] for row in query(cfg.duckdb_path, "select distinct facility_cd from raw.d order by 1")[0]]
+    ours, other = facilities[:2]
+    stage_of_other = f"select * from stage.stg_dpc__d where facility_cd = '{other}' order by all"
+    other_before, _ = query(cfg.duckdb_path, stage_of_other)
+    with duckdb.connect(cfg.duckdb_path) as con:
+        con.execute("update raw.d set act_points = '1' where facility_cd = ? and yyyymm = '202504'", [other])
+        con.execute("update raw.d set act_points = '7' where facility_cd = ? and yyyymm = '202504'", [ours])
+
+    dag_run = run_month("202504", facility_cd=ours)
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    assert str(dag_run.state) == "success", states
+    checked = check_manifest_result(dag_run)
+    assert checked["manifest"]["facility_cd"] == ours
+    assert {f["facility_cd"] for f in checked["manifest"]["files"]} == {ours}
+
+    assert query(cfg.duckdb_path, stage_of_other)[0] == other_before  # not restaged from the changed raw
+    ours_now, _ = query(
+        cfg.duckdb_path,
+        f"select count(*) filter (where act_points = 7) from stage.stg_dpc__d where facility_cd = '{ours}'",
+    )
+    assert ours_now == [(0,)]  # copy_raw replaced our raw rows from the files, and dbt restaged them
+    notice = json.loads(Path(cfg.outbox_path).read_text(encoding="utf-8").splitlines()[-1])
+    assert notice["status"] == "SUCCESS" and any(f"facility {ours}" in note for note in notice["notes"])

@@ -87,7 +87,8 @@ def test_compute_readmit_is_one_batch_and_reads_the_last_sub_statement(backend, 
         *sqlfiles.statements("compute_readmit/merge_fact_case_summary", "duckdb"),
     ]
     assert len(portable) == 11  # 2 create + 9 merge; the last one selects the changed months
-    sid = data_api.expect_batch(portable, PARAMS, f"dpc_elt.compute_readmit.{YYYYMM}")
+    params = [{"name": "facility_cd", "value": "*"}, *PARAMS]  # every facility's patients of the month
+    sid = data_api.expect_batch(portable, params, f"dpc_elt.compute_readmit.{YYYYMM}")
     pending = deferred(backend.compute_readmit(YYYYMM), sid, "compute_readmit")
     assert [s["operation"] for s in data_api.sent] == ["BatchExecuteStatement"]  # nothing waited for
 
@@ -108,7 +109,7 @@ def test_compute_readmit_is_one_batch_and_reads_the_last_sub_statement(backend, 
 
 
 def test_a_failed_readmission_batch_fails_and_a_lost_transaction_retries(backend, data_api):
-    sid = data_api.expect_batch(ANY, PARAMS, ANY)
+    sid = data_api.expect_batch(ANY, ANY, ANY)
     pending = backend.compute_readmit(YYYYMM)
     data_api.expect_describe(sid, status="FAILED", Error="ERROR: division by zero")
     with pytest.raises(RedshiftStatementError, match="compute_readmit: statement 1 of 1 FAILED"):

@@ -190,17 +190,18 @@ class Dbt:
             "--quiet",
         ]
 
-    def invoke(self, cfg: settings.Settings, *args: str, month: str = ""):
-        """One dbt command; ``month`` is DPC_YYYYMM as the DAG's tasks set it ("" = all months)."""
+    def invoke(self, cfg: settings.Settings, *args: str, month: str = "", facility: str = ""):
+        """One dbt command; ``month`` and ``facility`` are DPC_YYYYMM and DPC_FACILITY_CD as the DAG's
+        tasks set them ("" = all months, the whole month)."""
         from dbt.cli.main import dbtRunner
 
         Path(cfg.duckdb_path).parent.mkdir(parents=True, exist_ok=True)
-        with _env(DPC_DUCKDB_PATH=cfg.duckdb_path, DPC_YYYYMM=month):
+        with _env(DPC_DUCKDB_PATH=cfg.duckdb_path, DPC_YYYYMM=month, DPC_FACILITY_CD=facility):
             return dbtRunner(manifest=self.manifest).invoke([*args, *self._common()])
 
-    def build_month(self, cfg: settings.Settings, yyyymm: str) -> None:
+    def build_month(self, cfg: settings.Settings, yyyymm: str, facility: str = "") -> None:
         """build_stage then build_mart as one ``dbt run`` (dbt runs staging before what refs it) for the
-        month; the static seeds are loaded once per warehouse."""
+        month (or one facility's rows of it); the static seeds are loaded once per warehouse."""
         with connect(cfg) as con:
             seeded = con.execute(
                 "select count(*) from information_schema.schemata where schema_name = 'ref'"
@@ -208,7 +209,7 @@ class Dbt:
         if not seeded[0]:
             result = self.invoke(cfg, "seed", month=yyyymm)
             assert result.success, result.exception
-        result = self.invoke(cfg, "run", month=yyyymm)
+        result = self.invoke(cfg, "run", month=yyyymm, facility=facility)
         assert result.success, result.exception
 
     def test_month(self, cfg: settings.Settings, yyyymm: str) -> dict[str, str]:
@@ -235,16 +236,18 @@ class _env:
 # -------------------------------------------------------------------------------------- pipeline
 
 
-def load_raw(cfg: settings.Settings, yyyymm: str) -> dict[str, int]:
-    """validate_manifest + copy_raw."""
-    return embedded.EmbeddedBackend(cfg).load_month(yyyymm, validate_month(cfg.raw_root, yyyymm))
+def load_raw(cfg: settings.Settings, yyyymm: str, facility_cd: str | None = None) -> dict[str, int]:
+    """validate_manifest + copy_raw (with ``facility_cd``: a one-facility reload)."""
+    manifest = validate_month(cfg.raw_root, yyyymm, facility_cd=facility_cd)
+    return embedded.EmbeddedBackend(cfg).load_month(yyyymm, manifest)
 
 
-def pipeline_month(cfg: settings.Settings, dbt: Dbt, yyyymm: str) -> list[str]:
-    """One month through every step, in the DAG's order; returns the months exported."""
-    load_raw(cfg, yyyymm)
-    dbt.build_month(cfg, yyyymm)
-    changed = embedded.EmbeddedBackend(cfg).compute_readmit(yyyymm)
+def pipeline_month(cfg: settings.Settings, dbt: Dbt, yyyymm: str, facility_cd: str | None = None) -> list[str]:
+    """One month (or one facility's rows of it) through every step, in the DAG's order; returns the
+    months exported."""
+    load_raw(cfg, yyyymm, facility_cd)
+    dbt.build_month(cfg, yyyymm, facility_cd or "")
+    changed = embedded.EmbeddedBackend(cfg).compute_readmit(yyyymm, facility_cd)
     months = sorted(set(changed) | {yyyymm})  # what steps.export_parquet passes
     export(cfg, months)
     return months

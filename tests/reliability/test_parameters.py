@@ -264,3 +264,52 @@ def test_sql_files_render_only_allow_listed_identifiers():
     for path in files:
         names = meta.find_undeclared_variables(env.parse(path.read_text(encoding="utf-8")))
         assert names <= allowed, (path.relative_to(REPO), names - allowed)
+
+
+# --- facility_cd (a one-facility reload) ---------------------------------------------------------------
+
+BAD_FACILITIES = ["13100012", "1310001234", "13100012a", "131000123' or '1'='1", " 131000123"]
+
+
+@pytest.mark.parametrize("value", [*BAD_FACILITIES, 131000123], ids=repr)
+def test_trigger_form_refuses_bad_facility_codes(trigger_form, value):
+    from airflow.sdk.exceptions import ParamValidationError
+
+    with pytest.raises(ParamValidationError):
+        trigger_form["facility_cd"].resolve(value)
+    assert trigger_form["facility_cd"].resolve("131000123") == "131000123"
+    assert trigger_form["facility_cd"].resolve(None) is None
+
+
+@pytest.mark.parametrize("value", BAD_FACILITIES, ids=repr)
+def test_run_local_and_every_step_refuse_a_bad_facility_before_any_sql(value, monkeypatch, no_sql, tmp_path):
+    import airflow.dag_processing.dagbag as dagbag
+
+    from dpc_elt.dev import run_local
+
+    monkeypatch.setattr(dagbag, "DagBag", lambda *a, **k: pytest.fail("DAG parsed for a bad facility code"))
+    with pytest.raises(ParameterError):
+        run_local.run_month("202504", facility_cd=value)
+    with pytest.raises(ParameterError):  # make run-month FACILITY_CD=…: refused before anything runs
+        run_local.main(["--yyyymm", "202504", "--facility-cd", value])
+    cfg = support.cfg_under(tmp_path)
+    backend = embedded.EmbeddedBackend(cfg)
+    with pytest.raises(ParameterError):
+        manifest.validate_month(cfg.raw_root, "202504", facility_cd=value)
+    checked = manifest.ValidatedManifest(yyyymm="202504", created_at="x", files=(), facility_cd=value)
+    for call in (
+        lambda: backend.load_month("202504", checked),
+        lambda: backend.rollback_stage("202504", value),
+        lambda: backend.compute_readmit("202504", value),
+    ):
+        with pytest.raises(ParameterError):
+            call()
+
+
+def test_dbt_refuses_a_bad_facility_before_it_reaches_sql(loaded, dbt):
+    before = support.fingerprint(loaded)
+    result = dbt.invoke(loaded, "run", month="202504", facility="131000123' or '1'='1")
+    assert not result.success
+    messages = " ".join(str(r.message) for r in result.result if str(r.status) == "error")
+    assert "DPC_FACILITY_CD must be a facility code of exactly nine digits" in messages
+    assert support.fingerprint(loaded) == before

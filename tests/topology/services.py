@@ -536,8 +536,11 @@ class ApiClient:
 
         return wait_for(f"run {run_id} to end", ended, timeout=timeout, interval=3)
 
-    def backfill_month(self, yyyymm: str, dag_id: str = DAG_ID, reprocess: str = "completed") -> dict[str, Any]:
-        """A backfill of exactly one run: the daily run whose logical date loads ``yyyymm``.
+    def backfill_month(
+        self, yyyymm: str, dag_id: str = DAG_ID, reprocess: str = "completed", facility_cd: str | None = None
+    ) -> dict[str, Any]:
+        """A backfill of exactly one run: the daily run whose logical date loads ``yyyymm`` (with
+        ``facility_cd``: only that facility's rows of it).
 
         Airflow allows one running backfill per DAG: call this once the previous one has completed.
         """
@@ -548,7 +551,8 @@ class ApiClient:
             "to_date": when,
             "max_active_runs": 1,
             "reprocess_behavior": reprocess,
-            "dag_run_conf": {},  # empty yyyymm: the run derives the month from its logical date
+            # empty yyyymm: the run derives the month from its logical date
+            "dag_run_conf": {"facility_cd": facility_cd} if facility_cd else {},
         }
         return self.request("POST", "/backfills", json=body)
 
@@ -598,11 +602,13 @@ class ApiClient:
         timeout_per_month: float = 1800,
         echo: Callable[[str], None] | None = None,
         alive: Callable[[], None] | None = None,
+        facility_cd: str | None = None,
     ) -> dict[str, str]:
-        """One single-run backfill per month, in order; the run state per month. Stops at a failure."""
+        """One single-run backfill per month, in order (with ``facility_cd``, of that facility only); the
+        run state per month. Stops at a failure."""
         results: dict[str, str] = {}
         for yyyymm in months:
-            backfill = self.backfill_month(yyyymm)
+            backfill = self.backfill_month(yyyymm, facility_cd=facility_cd)
             self.note_month(backfill, yyyymm)
             if echo:
                 echo(f"==> {yyyymm}: backfill {backfill['id']} (logical date {logical_date_for_month(yyyymm)})")
@@ -803,7 +809,10 @@ def _cmd_backfill(args: argparse.Namespace) -> None:
     else:
         state = State.load()
         client = ApiClient(f"http://127.0.0.1:{state.api_port}", state.username, state.password)
-    results = client.backfill_months(months, echo=print)
+    from dpc_elt.core.params import validate_facility_cd
+
+    facility_cd = validate_facility_cd(args.facility_cd) if args.facility_cd else None
+    results = client.backfill_months(months, echo=print, facility_cd=facility_cd)
     failed = {month: state for month, state in results.items() if state != "success"}
     if failed or len(results) != len(months):
         raise SystemExit(f"backfill stopped: {failed or 'not every month ran'}")
@@ -835,6 +844,9 @@ def main(argv: list[str] | None = None) -> None:
         "--api-url",
         default=os.environ.get("AIRFLOW_API_URL", ""),
         help="a running Airflow (e.g. http://localhost:8080 for docker compose); default: the services 'up' started",
+    )
+    backfill.add_argument(
+        "--facility-cd", default=os.environ.get("FACILITY_CD", ""), help="reload only this facility's rows (9 digits)"
     )
     backfill.add_argument("--username", default=os.environ.get("AIRFLOW_USERNAME", "admin"))
     backfill.add_argument("--password", default="", help="or AIRFLOW_PASSWORD")

@@ -72,6 +72,7 @@ def test_the_trigger_form_refuses_a_bad_month_and_starts_a_good_one(page, airflo
     form = page.get_by_role("dialog")
     expect(form.get_by_text("Target month (yyyymm)")).to_be_visible()
     expect(form.get_by_text(re.compile(r"The DPC month to load, e\.g\. 202504"))).to_be_visible()
+    expect(form.get_by_text("Reload one facility only (facility_cd)")).to_be_visible()
     _shot(page, "04-trigger-form")
 
     month = form.locator("#element_yyyymm")  # Airflow names each param field element_<param>
@@ -90,7 +91,9 @@ def test_the_trigger_form_refuses_a_bad_month_and_starts_a_good_one(page, airflo
     expect(form).to_be_hidden()
     runs = _runs(api)
     assert len(runs) == before + 1
-    (run,) = [r for r in runs if r["conf"] == {"yyyymm": "202504", "manifest_wait_minutes": 360}]
+    # The form sends every field: the month, no facility (the whole month), the default wait.
+    (run,) = [r for r in runs if r["conf"].get("yyyymm") == "202504"]
+    assert run["conf"] == {"yyyymm": "202504", "facility_cd": None, "manifest_wait_minutes": 360}
     assert run["run_type"] == "manual" and run["state"] == "queued"
     page.goto(f"{airflow_ui.api_url}/dags/{DAG_ID}/runs/{run['dag_run_id']}")
     expect(page.get_by_text(run["dag_run_id"]).first).to_be_visible()

@@ -17,12 +17,44 @@
 {%- endmacro %}
 
 
-{#- A predicate on the month column: only the target month during an incremental run with
-    DPC_YYYYMM set, otherwise every month (initial build, full refresh, or no month given). -#}
-{% macro dpc_month_filter(column='yyyymm') -%}
+{#- The facility of a one-facility reload, from DPC_FACILITY_CD (nine digits, validated: it is written
+    into SQL), or none for the whole month. Only used together with the month. -#}
+{% macro dpc_target_facility() -%}
+    {%- set facility = env_var('DPC_FACILITY_CD', '') | trim -%}
+    {%- if facility == '' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {#- The same rule as dpc_elt.core.params.FACILITY_CD_PATTERN. -#}
+    {%- if not modules.re.fullmatch('[0-9]{9}', facility) -%}
+        {{ exceptions.raise_compiler_error(
+            "DPC_FACILITY_CD must be a facility code of exactly nine digits, got '" ~ facility ~ "'") }}
+    {%- endif -%}
+    {{ return(facility) }}
+{%- endmacro %}
+
+
+{#- What an incremental run with DPC_YYYYMM replaces: the month, or with DPC_FACILITY_CD too, that
+    facility's rows of the month; none otherwise. -#}
+{% macro dpc_target_predicate(column='yyyymm') -%}
     {%- set month = dpc_target_month() -%}
-    {%- if is_incremental() and month is not none -%}
-        {{ column }} = '{{ month }}'
+    {%- if month is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set facility = dpc_target_facility() -%}
+    {%- if facility is none -%}
+        {{ return(column ~ " = '" ~ month ~ "'") }}
+    {%- endif -%}
+    {{ return(column ~ " = '" ~ month ~ "' and facility_cd = '" ~ facility ~ "'") }}
+{%- endmacro %}
+
+
+{#- A predicate on the month column: only the target month (or the target facility's rows of it)
+    during an incremental run with DPC_YYYYMM set, otherwise every month (initial build, full refresh,
+    or no month given). -#}
+{% macro dpc_month_filter(column='yyyymm') -%}
+    {%- set target = dpc_target_predicate(column) -%}
+    {%- if is_incremental() and target is not none -%}
+        {{ target }}
     {%- else -%}
         1 = 1
     {%- endif -%}
@@ -34,9 +66,9 @@
     when the model is (re)built from scratch. -#}
 {% macro dpc_delete_target_month(column='yyyymm') -%}
     {%- if is_incremental() -%}
-        {%- set month = dpc_target_month() -%}
-        {%- if month is not none -%}
-            delete from {{ this }} where {{ column }} = '{{ month }}'
+        {%- set target = dpc_target_predicate(column) -%}
+        {%- if target is not none -%}
+            delete from {{ this }} where {{ target }}
         {%- else -%}
             delete from {{ this }}
         {%- endif -%}

@@ -1,8 +1,8 @@
--- Make mart.fact_case_summary equal contract §3 computed over ALL of mart.fct_cases: patients with
--- a case or summary row in month :yyyymm, or whose summary rows differ from a fresh computation
--- (self-healing: skipped, failed or reordered runs), get their rows deleted and inserted again.
--- Parameter: :yyyymm (text YYYYMM). Idempotent. Run in ONE transaction after create_fact_case_summary.sql.
--- The last statement returns every month whose rows were deleted or inserted (to export again).
+-- Make mart.fact_case_summary equal contract §3 over ALL of mart.fct_cases: patients with a case or summary
+-- row in month :yyyymm (of facility :facility_cd, or every facility for '*'), or whose rows differ from a fresh
+-- computation (self-healing), get their rows deleted and inserted again, in ONE transaction after
+-- create_fact_case_summary.sql. Parameters: :yyyymm, :facility_cd. Idempotent. The last statement
+-- returns every month whose rows were deleted or inserted (to export again).
 drop table if exists dpc_readmit_expected;
 
 create temp table dpc_readmit_expected as
@@ -65,11 +65,11 @@ select distinct facility_cd, patient_id
 from (
     select facility_cd, patient_id
     from mart.fct_cases
-    where yyyymm = :yyyymm
+    where yyyymm = :yyyymm and (:facility_cd = '*' or facility_cd = :facility_cd)
     union all
     select facility_cd, patient_id
     from mart.fact_case_summary
-    where yyyymm = :yyyymm
+    where yyyymm = :yyyymm and (:facility_cd = '*' or facility_cd = :facility_cd)
     union all
     select facility_cd, patient_id
     from (

@@ -64,18 +64,22 @@ class Backend(Protocol):
         """The deferrable sensor that waits for the run month's ``_manifest.json`` (task id and retries
         come from ``task_kwargs``)."""
 
-    def validate_month(self, yyyymm: str) -> ValidatedManifest:
-        """The month's delivery against its manifest: all or nothing (``ManifestError``)."""
+    def validate_month(self, yyyymm: str, facility_cd: str | None = None) -> ValidatedManifest:
+        """The month's delivery against its manifest: all or nothing (``ManifestError``); with
+        ``facility_cd``, only that facility's listed files (a one-facility reload)."""
 
     # --- the steps that write ------------------------------------------------------------------------
     def load_month(self, yyyymm: str, manifest: ValidatedManifest) -> dict[str, int] | Pending:
-        """copy_raw: replace the month in every raw table, all or nothing; rows per file type."""
+        """copy_raw: replace the month (a one-facility manifest: that facility's rows of it) in every raw
+        table, all or nothing; rows of the month per file type."""
 
-    def rollback_stage(self, yyyymm: str) -> dict[str, int] | Pending:
-        """rollback_stage: delete the month from every stage table; rows deleted per table."""
+    def rollback_stage(self, yyyymm: str, facility_cd: str | None = None) -> dict[str, int] | Pending:
+        """rollback_stage: delete the month (or one facility's rows of it) from every stage table; rows
+        deleted per table."""
 
-    def compute_readmit(self, yyyymm: str) -> list[str] | Pending:
-        """compute_readmit: fact_case_summary equal to contract §3; the months whose rows changed."""
+    def compute_readmit(self, yyyymm: str, facility_cd: str | None = None) -> list[str] | Pending:
+        """compute_readmit: fact_case_summary equal to contract §3, the month's patients (of
+        ``facility_cd`` only after a one-facility reload) recomputed; the months whose rows changed."""
 
     def export_months(self, months: Sequence[str]) -> list[dict[str, Any]] | Pending:
         """export_parquet: clear and rewrite each month's folder, its ``_manifest.json`` last."""

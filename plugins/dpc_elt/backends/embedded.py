@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from dpc_elt.core import checkpoints, formats, rawfile, settings, sqlfiles, tables
 from dpc_elt.core.errors import RawFileError, WarehouseBusyError
 from dpc_elt.core.params import validate_yyyymm
+from dpc_elt.core.sqlfiles import month_or_facility, readmit_values
 
 if TYPE_CHECKING:
     import duckdb
@@ -142,22 +143,23 @@ class EmbeddedBackend:
             **task_kwargs,
         )
 
-    def validate_month(self, yyyymm: str) -> ValidatedManifest:
+    def validate_month(self, yyyymm: str, facility_cd: str | None = None) -> ValidatedManifest:
         from dpc_elt.core.manifest import validate_month
 
-        return validate_month(self.cfg.raw_root, yyyymm)
+        return validate_month(self.cfg.raw_root, yyyymm, facility_cd=facility_cd)
 
     # --- copy_raw --------------------------------------------------------------------------------
     def load_month(self, yyyymm: str, manifest: ValidatedManifest) -> dict[str, int]:
         """copy_raw: check and transcode every listed file on all cores, then replace the month of every
         raw table, in one transaction (``dpc_elt.backends.embedded_load``). Any bad line rolls it all back
         and raises the first bad line's file, line and rule. A file type absent from the manifest ends with
-        no rows for the month (a corrected delivery may drop one). Rows per file type."""
+        no rows for the month (a corrected delivery may drop one). A one-facility manifest
+        (``manifest.facility_cd``) replaces only that facility's rows. Rows of the month per file type."""
         from dpc_elt.backends.embedded_load import MonthLoad
         from dpc_elt.core.manifest import month_uri
 
         cfg = self.cfg
-        validate_yyyymm(yyyymm)
+        replaced = month_or_facility(yyyymm, manifest.facility_cd)  # both checked before anything is read
         fs, month_dir = self.filesystem(month_uri(cfg.raw_root, yyyymm))
         Path(cfg.work_dir).mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix=f"copy_raw_{yyyymm}_", dir=cfg.work_dir) as tmp:
@@ -176,7 +178,7 @@ class EmbeddedBackend:
                 for layout in formats.LAYOUTS.values():
                     table = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
                     run_file(con, "copy_raw/create_raw_table", {}, **table, columns=layout.columns)
-                    run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **table)
+                    run_file(con, replaced.delete_sql, replaced.values, **table)
                 load.run(con, insert, run)
                 duplicate = run_file(con, "copy_raw/find_duplicate_y1_items", {"yyyymm": yyyymm})
                 if duplicate:
@@ -197,27 +199,29 @@ class EmbeddedBackend:
         return counts
 
     # --- the other steps that write --------------------------------------------------------------------
-    def rollback_stage(self, yyyymm: str) -> dict[str, int]:
-        """Delete the failed month from every stage table, in one transaction."""
-        validate_yyyymm(yyyymm)
+    def rollback_stage(self, yyyymm: str, facility_cd: str | None = None) -> dict[str, int]:
+        """Delete the failed month (or the failed facility's rows of it) from every stage table, in one
+        transaction."""
+        replaced = month_or_facility(yyyymm, facility_cd)
         deleted: dict[str, int] = {}
         with connect(self.cfg) as con, transaction(con):
             for table in settings.STAGE_TABLES:
                 if not _table_exists(con, settings.STAGE_SCHEMA, table):
                     continue
                 identifiers = {"schema": settings.STAGE_SCHEMA, "table": table}
-                before = run_file(con, "shared/count_month", {"yyyymm": yyyymm}, **identifiers)[0][0]
-                run_file(con, "shared/delete_month", {"yyyymm": yyyymm}, **identifiers)
+                before = run_file(con, replaced.count_sql, replaced.values, **identifiers)[0][0]
+                run_file(con, replaced.delete_sql, replaced.values, **identifiers)
                 deleted[table] = before
         return deleted
 
-    def compute_readmit(self, yyyymm: str) -> list[str]:
-        """mart.fact_case_summary equal to contract §3 again; the months whose rows were deleted or
-        inserted (they are exported again)."""
-        validate_yyyymm(yyyymm)
+    def compute_readmit(self, yyyymm: str, facility_cd: str | None = None) -> list[str]:
+        """mart.fact_case_summary equal to contract §3 again, recomputing the month's patients (of
+        ``facility_cd`` only after a one-facility reload); the months whose rows were deleted or inserted
+        (they are exported again)."""
+        values = readmit_values(yyyymm, facility_cd)
         with connect(self.cfg) as con, transaction(con):
             run_file(con, "compute_readmit/create_fact_case_summary", {})
-            rows = run_file(con, "compute_readmit/merge_fact_case_summary", {"yyyymm": yyyymm})
+            rows = run_file(con, "compute_readmit/merge_fact_case_summary", values)
             analyze(con, (settings.STAGE_SCHEMA, settings.MART_SCHEMA))  # after the stage and mart builds
         return sorted({row[0] for row in rows} | {yyyymm})
 

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from dpc_elt.core import formats, settings
 from dpc_elt.core.errors import ManifestError
-from dpc_elt.core.params import validate_yyyymm
+from dpc_elt.core.params import validate_facility_cd, validate_yyyymm
 
 MANIFEST_NAME = "_manifest.json"  # the delivery's, and the name of the output manifest beside an export
 MANIFEST_VERSION = 1
@@ -68,6 +68,8 @@ RULE_NOT_REGULAR_FILE = "listed path is not a regular file"
 RULE_SIZE = "size differs from manifest (bytes)"
 RULE_SHA256 = "sha256 differs from manifest"
 RULE_RECORDS = "record count differs from manifest (records)"
+RULE_FACILITY_NOT_LISTED = "no file of the facility to reload is listed"
+RULE_LINE_OTHER_FACILITY = "a line's facility_cd differs from the facility being reloaded"
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,8 @@ class ValidatedManifest:
     # SHA-256 of the delivery's _manifest.json bytes as validated: what the month's loaded-manifest
     # record keeps (dpc_elt.core.run_marker), so a repeated manifest event can be told from a change.
     manifest_sha256: str = ""
+    # A one-facility reload: only this facility's files are in ``files``, and only its rows are replaced.
+    facility_cd: str = ""
 
     @property
     def total_records(self) -> int:
@@ -103,6 +107,7 @@ class ValidatedManifest:
             "files": [asdict(f) for f in self.files],
             "unlisted": list(self.unlisted),
             "manifest_sha256": self.manifest_sha256,
+            "facility_cd": self.facility_cd,
         }
 
     @classmethod
@@ -123,6 +128,7 @@ class ValidatedManifest:
             ),
             unlisted=tuple(str(u) for u in data.get("unlisted", ())),
             manifest_sha256=str(data.get("manifest_sha256", "")),
+            facility_cd=str(data.get("facility_cd", "")),
         )
 
 
@@ -299,39 +305,87 @@ def _basename(name: str) -> str:
     return name.rstrip("/").rsplit("/", 1)[-1]
 
 
-def scan_file(fileobj: Any, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[str, int, int]:
+class _OtherFacilityLines:
+    """Finds the first line whose first field (施設コード in every layout) is a facility code other than
+    ``facility_cd``. A first field that is no 9-digit code (a header, a broken line) is left to copy_raw's
+    rules. Fed the file's bytes in order; lines are split across chunks."""
+
+    def __init__(self, facility_cd: str) -> None:
+        self.pattern = re.compile(rb"^(?!" + facility_cd.encode() + rb"\t)[0-9]{9}\t", re.MULTILINE)
+        self.pending = b""  # the start of a line whose line feed has not been read yet
+        self.lines_before = 0  # complete lines before ``pending``
+
+    def feed(self, chunk: bytes) -> int | None:
+        """The 1-based line number of the first offending line that ends in ``chunk``, or None."""
+        end = chunk.rfind(b"\n")
+        if end < 0:
+            self.pending += chunk[: max(0, 16 - len(self.pending))]  # only a line's first field matters
+            return None
+        block = self.pending + chunk[: end + 1]
+        found = self.pattern.search(block)
+        if found is not None:
+            return self.lines_before + block.count(b"\n", 0, found.start()) + 1
+        self.lines_before += block.count(b"\n")
+        self.pending = chunk[end + 1 : end + 17]
+        return None
+
+    def finish(self) -> int | None:
+        """The last line (no final line feed), if it offends."""
+        return self.lines_before + 1 if self.pending and self.pattern.search(self.pending) else None
+
+
+class _LineOfOtherFacility(Exception):
+    def __init__(self, line: int) -> None:
+        super().__init__(line)
+        self.line = line
+
+
+def scan_file(fileobj: Any, *, chunk_bytes: int = CHUNK_BYTES, facility_cd: str | None = None) -> tuple[str, int, int]:
     """One streaming pass over a binary file object: (sha256 hex, bytes, data records).
 
     Records are lines, a last line without line ending included, minus a header first line
     (:func:`formats.is_header`). An empty remainder after the final line ending is not a line.
+    With ``facility_cd`` (a one-facility reload), the first line of another facility raises
+    :class:`_LineOfOtherFacility` with its line number (the caller names the file).
     """
     digest = hashlib.sha256()
     size = newlines = 0
     last = b""
     head = bytearray()
     head_done = False
+    others = _OtherFacilityLines(facility_cd) if facility_cd else None
     while chunk := fileobj.read(chunk_bytes):
         digest.update(chunk)
         size += len(chunk)
         newlines += chunk.count(b"\n")
+        if others is not None and (line := others.feed(chunk)) is not None:
+            raise _LineOfOtherFacility(line)
         last = chunk[-1:]
         if not head_done:
             end = chunk.find(b"\n")
             head += chunk if end < 0 else chunk[: end + 1]
             head_done = end >= 0 or len(head) > _MAX_HEADER_BYTES
+    if others is not None and (line := others.finish()) is not None:
+        raise _LineOfOtherFacility(line)
     lines = newlines + (1 if size and last != b"\n" else 0)
     header = lines > 0 and len(head) <= _MAX_HEADER_BYTES and formats.is_header(bytes(head))
     return digest.hexdigest(), size, lines - int(header)
 
 
-def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedManifest:
+def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None, facility_cd: str | None = None) -> ValidatedManifest:
     """Validate ``<raw_root>/yyyymm=<YYYYMM>`` against its manifest; all or nothing.
+
+    With ``facility_cd`` (a one-facility reload) the whole manifest is parsed and checked, but only that
+    facility's listed files are looked at — present, size, SHA-256, records, and every line of that
+    facility — and only they are returned: another facility's file need not be there.
 
     ``raw_root`` is a local path or fsspec URI; with ``fs`` given it is a path (or URI) that ``fs``
     understands. Every listed file must be a regular file (no directory, no symlink) of the listed
     size, SHA-256 and record count. Unlisted files are returned in ``unlisted``, not rejected.
     """
     validate_yyyymm(yyyymm)
+    if facility_cd is not None:
+        validate_facility_cd(facility_cd)
     if fs is None:
         from fsspec.core import url_to_fs
 
@@ -359,6 +413,11 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
     except FileNotFoundError:
         raise ManifestError(manifest_uri, RULE_MANIFEST_MISSING) from None
     files, created_at = parse_manifest(content, source=manifest_uri, yyyymm=yyyymm)
+    listed = {item.path for item in files} | {MANIFEST_NAME}
+    if facility_cd is not None:
+        files = tuple(item for item in files if item.facility_cd == facility_cd)
+        if not files:
+            raise ManifestError(manifest_uri, RULE_FACILITY_NOT_LISTED, f"facility_cd {facility_cd}")
 
     # Cheap checks for every file first, so a bad month fails before hours of hashing.
     for item in files:
@@ -371,12 +430,15 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
         if entry.get("size") != item.bytes:
             raise ManifestError(uri, RULE_SIZE, f"manifest {item.bytes}, found {entry.get('size')}")
 
-    def scan(item: ManifestFile) -> tuple[str, int, int] | None:
+    def scan(item: ManifestFile) -> tuple[str, int, int] | int | None:
+        """(sha256, bytes, records); the line of another facility (an int); None: the file is gone."""
         try:
             with fs.open(f"{folder}/{item.path}", "rb") as f:
-                return scan_file(f)
+                return scan_file(f, facility_cd=facility_cd)
         except FileNotFoundError:
             return None
+        except _LineOfOtherFacility as other:
+            return other.line
 
     # Files are read at once (hashlib releases the GIL; on S3 the reads overlap too); the first failing
     # file in manifest order is reported, as if they had been read one after the other.
@@ -386,6 +448,8 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
         uri = f"{folder}/{item.path}"
         if scanned is None:
             raise ManifestError(uri, RULE_FILE_MISSING)
+        if isinstance(scanned, int):
+            raise ManifestError(uri, RULE_LINE_OTHER_FACILITY, f"facility_cd {facility_cd}", line=scanned)
         sha256, size, records = scanned
         if size != item.bytes:
             raise ManifestError(uri, RULE_SIZE, f"manifest {item.bytes}, found {size}")
@@ -394,7 +458,6 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
         if records != item.records:
             raise ManifestError(uri, RULE_RECORDS, f"manifest {item.records}, found {records}")
 
-    listed = {item.path for item in files} | {MANIFEST_NAME}
     unlisted = tuple(sorted(name for name in by_name if name not in listed))
     return ValidatedManifest(
         yyyymm=yyyymm,
@@ -402,6 +465,7 @@ def validate_month(raw_root: str, yyyymm: str, *, fs: Any = None) -> ValidatedMa
         files=files,
         unlisted=unlisted,
         manifest_sha256=hashlib.sha256(content).hexdigest(),
+        facility_cd=facility_cd or "",
     )
 
 

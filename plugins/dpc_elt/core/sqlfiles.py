@@ -9,9 +9,11 @@ Jinja renders identifiers only, and only from the allow-lists in ``settings``.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from dpc_elt.core import settings
+from dpc_elt.core.params import validate_facility_cd, validate_yyyymm
 
 DIALECTS = ("duckdb", "redshift")
 _PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
@@ -57,3 +59,33 @@ def to_duckdb_params(statement: str) -> str:
 
 def bound_names(statement: str) -> set[str]:
     return set(_PARAM.findall(statement))
+
+
+@dataclass(frozen=True)
+class ReplacedRows:
+    """What a step replaces in a table: the month, or one facility's rows of it (a one-facility reload).
+    The SQL files that count and delete those rows, and their bound values."""
+
+    delete_sql: str
+    count_sql: str
+    values: dict[str, str]
+
+
+def month_or_facility(yyyymm: str, facility_cd: str | None) -> ReplacedRows:
+    """The month's rows, or with ``facility_cd`` only that facility's; both validated before any SQL."""
+    validate_yyyymm(yyyymm)
+    if not facility_cd:
+        return ReplacedRows("shared/delete_month", "shared/count_month", {"yyyymm": yyyymm})
+    values = {"yyyymm": yyyymm, "facility_cd": validate_facility_cd(facility_cd)}
+    return ReplacedRows("shared/delete_facility_month", "shared/count_facility_month", values)
+
+
+ALL_FACILITIES = "*"  # compute_readmit's :facility_cd for every facility (a Data API value is never empty)
+
+
+def readmit_values(yyyymm: str, facility_cd: str | None) -> dict[str, str]:
+    """compute_readmit's bound values: the month, and the facility whose patients of it are recomputed."""
+    return {
+        "yyyymm": validate_yyyymm(yyyymm),
+        "facility_cd": validate_facility_cd(facility_cd) if facility_cd else ALL_FACILITIES,
+    }

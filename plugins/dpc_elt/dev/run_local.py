@@ -74,13 +74,16 @@ def run_month(
     *,
     dag: Any = None,
     manifest_wait_minutes: int | None = None,
+    facility_cd: str | None = None,
 ):
-    """Run the DAG for ``yyyymm`` (parsing the DAG folder unless ``dag`` is given); the finished DagRun."""
-    from dpc_elt.core.params import validate_yyyymm
+    """Run the DAG for ``yyyymm`` (with ``facility_cd``: only that facility's rows of it), parsing the DAG
+    folder unless ``dag`` is given; the finished DagRun."""
+    from dpc_elt.core.params import validate_facility_cd, validate_yyyymm
 
-    validate_yyyymm(yyyymm)
+    conf: dict[str, Any] = {"yyyymm": validate_yyyymm(yyyymm)}
+    if facility_cd:
+        conf["facility_cd"] = validate_facility_cd(facility_cd)
     dag = dag if dag is not None else _parse_dag(dag_folder)
-    conf: dict[str, Any] = {"yyyymm": yyyymm}
     if manifest_wait_minutes is not None:
         conf["manifest_wait_minutes"] = manifest_wait_minutes
     with task_progress(progress):
@@ -155,20 +158,28 @@ def main(argv: list[str] | None = None) -> int:
         default=int(os.environ.get("MANIFEST_WAIT_MINUTES") or 0),
         help="how long each month waits for its _manifest.json (default $MANIFEST_WAIT_MINUTES or 0)",
     )
+    parser.add_argument(
+        "--facility-cd",
+        default=os.environ.get("FACILITY_CD") or None,
+        help="reload only this facility's rows of each month, e.g. 131000123 (default $FACILITY_CD: the whole month)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no per-task lines")
     args = parser.parse_args(argv)
 
-    from dpc_elt.core.params import validate_yyyymm
+    from dpc_elt.core.params import validate_facility_cd, validate_yyyymm
 
     for yyyymm in args.yyyymm:
         validate_yyyymm(yyyymm)
+    if args.facility_cd:
+        validate_facility_cd(args.facility_cd)
     out = sys.stderr if args.progress_fd == 2 else os.fdopen(os.dup(args.progress_fd), "w", buffering=1)
     progress = None if args.quiet else out
     dag = None
     started_all = time.monotonic()
     try:
         for number, yyyymm in enumerate(args.yyyymm, 1):
-            print(f"==> month {number}/{len(args.yyyymm)}: dpc_elt for {yyyymm}", file=out, flush=True)
+            only = f", facility {args.facility_cd} only" if args.facility_cd else ""
+            print(f"==> month {number}/{len(args.yyyymm)}: dpc_elt for {yyyymm}{only}", file=out, flush=True)
             uri = manifest_uri(yyyymm)
             wait = args.manifest_wait_minutes
             if not _manifest_exists(uri):
@@ -184,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             dag = dag if dag is not None else _parse_dag()
             started = time.monotonic()
             with waiting_lines(uri, wait, progress):
-                dag_run = run_month(yyyymm, progress=progress, dag=dag, manifest_wait_minutes=wait)
+                dag_run = run_month(
+                    yyyymm, progress=progress, dag=dag, manifest_wait_minutes=wait, facility_cd=args.facility_cd
+                )
             ok, lines = summary(yyyymm, dag_run, time.monotonic() - started)
             print("\n".join(lines), file=out, flush=True)
             so_far = time.monotonic() - started_all

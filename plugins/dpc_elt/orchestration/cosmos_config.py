@@ -19,6 +19,8 @@ from dpc_elt.core import settings
 
 PROFILE_NAME = "dpc_elt"
 MONTH_TEMPLATE = "{{ ti.xcom_pull(task_ids='validate_manifest.check_manifest')['yyyymm'] }}"
+# A one-facility reload (empty for the whole month): the facility check_manifest validated.
+FACILITY_TEMPLATE = "{{ ti.xcom_pull(task_ids='validate_manifest.check_manifest')['manifest'].get('facility_cd', '') }}"
 
 STAGE_SELECT = ["path:models/staging"]
 MART_SELECT = ["path:seeds", "path:models/intermediate", "path:models/marts"]
@@ -53,6 +55,7 @@ def dbt_env() -> dict[str, str]:
     cfg = settings.get_settings()
     return {
         "DPC_YYYYMM": MONTH_TEMPLATE,
+        "DPC_FACILITY_CD": FACILITY_TEMPLATE,
         "DPC_DUCKDB_PATH": cfg.duckdb_path,
         "DPC_DUCKDB_MEMORY_LIMIT": cfg.duckdb_memory_limit,
     }

@@ -22,7 +22,7 @@ from dpc_elt.backends.base import Backend
 from dpc_elt.core import copy_errors, run_marker, settings
 from dpc_elt.core.errors import ParameterError
 from dpc_elt.core.manifest import ValidatedManifest
-from dpc_elt.core.params import month_of_context
+from dpc_elt.core.params import facility_of_params, month_of_context
 from dpc_elt.notify import FAILURE_XCOM_KEY, Message, deliver, describe_failure
 from dpc_elt.orchestration import assets, cosmos_config, manifest_events
 from dpc_elt.orchestration.operators import BackendStepOperator
@@ -110,6 +110,11 @@ def _checked(context: Any) -> dict[str, Any]:
     return checked
 
 
+def _facility(checked: dict[str, Any]) -> str | None:
+    """The facility of a one-facility reload, as check_manifest validated it; None for the whole month."""
+    return checked["manifest"].get("facility_cd") or None
+
+
 def _breadcrumbs(context: Any) -> list[dict[str, Any]]:
     """Terminal task instances of this run: task id, state, duration (no values)."""
     ti = context["ti"]
@@ -133,10 +138,12 @@ def validate_manifest() -> TaskGroup:
         def check_manifest(**context: Any) -> dict[str, Any]:
             """Validate the manifest and every file it lists: all or nothing, never retried on bad input."""
             yyyymm = month_of_context(context)
-            manifest = get_backend().validate_month(yyyymm)
+            facility_cd = facility_of_params(context["params"])
+            manifest = get_backend().validate_month(yyyymm, facility_cd)
             for name in manifest.unlisted:
                 log.warning("ignored %s: in the month folder but not listed in _manifest.json", name)
-            log.info("manifest of %s valid: %d files", yyyymm, len(manifest.files))
+            only = f" of facility {facility_cd} (a one-facility reload)" if facility_cd else ""
+            log.info("manifest of %s valid: %d files%s", yyyymm, len(manifest.files), only)
             return {"yyyymm": yyyymm, "manifest": manifest.to_dict()}
 
         wait >> check_manifest()
@@ -207,7 +214,7 @@ class RollbackStageOperator(BackendStepOperator):
         if not failed:
             raise AirflowSkipException("no build_stage task failed: nothing to roll back")
         log.info("rolling back after %s failed", failed)
-        return backend.rollback_stage(month_of_context(context))
+        return backend.rollback_stage(month_of_context(context), _facility(_checked(context)))
 
     def finish(self, context: Any, result: dict[str, int]) -> dict[str, int]:
         log.info("rolled back %s: rows deleted %s", month_of_context(context), result)
@@ -237,7 +244,8 @@ class ComputeReadmitOperator(BackendStepOperator):
     """ComputeReadmit: the readmission SQL makes mart.fact_case_summary equal the contract again."""
 
     def start(self, context: Any, backend: Backend) -> Any:
-        return backend.compute_readmit(_checked(context)["yyyymm"])
+        checked = _checked(context)
+        return backend.compute_readmit(checked["yyyymm"], _facility(checked))
 
     def finish(self, context: Any, result: list[str]) -> list[str]:
         log.info("fact_case_summary recomputed for %s; months changed: %s", _checked(context)["yyyymm"], result)
@@ -321,6 +329,8 @@ def notify_success():
         checked = _checked(context)
         backend = get_backend()
         message = _message(context, "SUCCESS", checked["yyyymm"])
+        if facility_cd := _facility(checked):
+            message.notes.append(f"one-facility reload: only facility {facility_cd}'s rows of the month were replaced")
         message.counts = backend.month_counts(checked["yyyymm"])
         message.durations = _step_durations(context)
         exported = context["ti"].xcom_pull(task_ids="export_parquet") or []
@@ -335,7 +345,10 @@ def notify_success():
         ti, cfg, now = context["ti"], settings.get_settings(), datetime.now(UTC)
         end = run_marker.RunEnd(ti.dag_id, ti.run_id, "loaded", now, checked["yyyymm"])  # ELTExecutionDelay
         run_marker.write_run_end(*backend.filesystem(run_marker.run_marker_uri(cfg)), end)
-        if sha := checked["manifest"].get("manifest_sha256"):  # what a repeated manifest event is told by
+        # What a repeated manifest event is told by; after a one-facility reload the month holds other
+        # facilities' earlier loads, so no manifest counts as loaded (copy_raw forgot the record).
+        sha = checked["manifest"].get("manifest_sha256") if not _facility(checked) else ""
+        if sha:
             loaded = run_marker.LoadedManifest(checked["yyyymm"], sha, ti.dag_id, ti.run_id, now)
             record = run_marker.loaded_manifest_uri(cfg, checked["yyyymm"])
             run_marker.write_loaded_manifest(*backend.filesystem(record), loaded)
@@ -364,7 +377,9 @@ def notify_failure():
             recorded = ti.xcom_pull(task_ids=task_id, key=FAILURE_XCOM_KEY)
             message.failures.append(recorded or describe_failure(task_id, None, None))
         if any(task_id.startswith("build_stage.") for task_id in failed):
-            message.notes.append("rollback_stage removed the month from the stage tables")
+            facility_cd = context["params"].get("facility_cd")  # rollback_stage validated it
+            removed = f"facility {facility_cd}'s rows of the month" if facility_cd else "the month"
+            message.notes.append(f"rollback_stage removed {removed} from the stage tables")
         return deliver(message, context)
 
     return notify_failure_task()

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+from pathlib import Path
 
 import pytest
 
@@ -69,7 +70,7 @@ def test_xcom_round_trip(tmp_path, dpc):
     result = m.validate_month(str(tmp_path), "202504")
     wire = json.loads(json.dumps(result.to_dict()))
     assert m.ValidatedManifest.from_dict(wire) == result
-    assert set(wire) == {"yyyymm", "created_at", "files", "unlisted", "manifest_sha256"}
+    assert set(wire) == {"yyyymm", "created_at", "files", "unlisted", "manifest_sha256", "facility_cd"}
     assert wire["unlisted"] == ["readme.txt"]
 
 
@@ -482,3 +483,70 @@ def test_entry_flagged_as_link_is_rejected(memory_root, dpc):
         m.validate_month(memory_root, "202504", fs=LinkingFS())
     assert _rule(exc) == m.RULE_NOT_REGULAR_FILE
     assert exc.value.file.endswith("Dn_131000123_2504.txt")
+
+
+# --- a one-facility reload (issue 16 §1) ----------------------------------------------------------------
+
+OTHER = "131000124"
+
+
+def two_facilities(dpc, root: str, *, other_files: bool = True):
+    """The default facility's three files and, listed in the same manifest, another facility's two."""
+    files = dpc.default_files()
+    others = [
+        dpc.file("y1", [dpc.row("y1", facility_cd=OTHER)], facility_cd=OTHER),
+        dpc.file("d", [dpc.row("d", facility_cd=OTHER)], facility_cd=OTHER, header=False),
+    ]
+    month = dpc.month(root, files=files + others)
+    if not other_files:  # the manifest still lists them: a resubmission need not bring them again
+        for f in others:
+            (Path(month.folder) / f.path).unlink()
+    return month
+
+
+def test_a_facility_reload_validates_and_returns_only_that_facilitys_files(tmp_path, dpc):
+    two_facilities(dpc, str(tmp_path), other_files=False)
+    result = m.validate_month(str(tmp_path), "202504", facility_cd=dpc.facility)
+    assert {f.facility_cd for f in result.files} == {dpc.facility} and len(result.files) == 3
+    assert result.facility_cd == dpc.facility
+    assert result.unlisted == ()  # the other facility's listed files are not "unlisted"
+    assert m.ValidatedManifest.from_dict(json.loads(json.dumps(result.to_dict()))) == result
+    with pytest.raises(ManifestError, match=m.RULE_FILE_MISSING):  # the whole month needs them
+        m.validate_month(str(tmp_path), "202504")
+
+
+def test_a_facility_without_files_in_the_manifest_is_refused(tmp_path, dpc):
+    two_facilities(dpc, str(tmp_path))
+    with pytest.raises(ManifestError, match=m.RULE_FACILITY_NOT_LISTED) as error:
+        m.validate_month(str(tmp_path), "202504", facility_cd="999999999")
+    assert error.value.file.endswith("_manifest.json")
+
+
+def test_a_facility_code_is_checked_before_anything_is_read(tmp_path, dpc):
+    two_facilities(dpc, str(tmp_path))
+    with pytest.raises(ParameterError, match="nine digits"):
+        m.validate_month(str(tmp_path), "202504", facility_cd="13100012'")
+
+
+@pytest.mark.parametrize("position", [1, 2, 3], ids=["first", "middle", "last-without-newline"])
+def test_a_line_of_another_facility_in_the_facilitys_file_is_refused_with_its_line(tmp_path, dpc, position):
+    rows = [dpc.row("ef_in", order_no=str(n)) for n in range(1, 4)]
+    rows[position - 1] = dpc.row("ef_in", order_no=str(position), facility_cd=OTHER)
+    ef = dpc.file("ef_in", rows, final_newline=position != 3)  # line 1 is the header
+    files = [f if f.file_type != "ef_in" else ef for f in dpc.default_files()]
+    dpc.month(str(tmp_path), files=files)
+    with pytest.raises(ManifestError, match=m.RULE_LINE_OTHER_FACILITY) as error:
+        m.validate_month(str(tmp_path), "202504", facility_cd=dpc.facility)
+    assert error.value.file.endswith(ef.path) and error.value.line == position + 1
+    assert m.validate_month(str(tmp_path), "202504").files  # a whole-month load has no such rule
+
+
+def test_the_other_facility_rule_finds_lines_across_chunk_boundaries(dpc):
+    rows = [dpc.row("d", order_no=str(n)) for n in range(1, 200)]
+    rows[150] = dpc.row("d", order_no="151", facility_cd=OTHER)
+    data = dpc.encode(rows)
+    for chunk_bytes in (1, 7, 64, 1000, len(data)):
+        with pytest.raises(m._LineOfOtherFacility) as found:
+            m.scan_file(io.BytesIO(data), chunk_bytes=chunk_bytes, facility_cd=dpc.facility)
+        assert found.value.line == 151, chunk_bytes
+        assert m.scan_file(io.BytesIO(data), chunk_bytes=chunk_bytes)[2] == 199

@@ -17,12 +17,14 @@ from dpc_elt.core.errors import ParameterError
 from dpc_elt.core.params import (
     MANIFEST_ASSET_NAME,
     MANIFEST_KEY_RULE,
+    facility_of_params,
     manifest_records,
     month_of_context,
     month_of_manifest_key,
     param_schemas,
     s3_object,
     target_month,
+    validate_facility_cd,
     validate_yyyymm,
 )
 
@@ -57,6 +59,32 @@ def test_real_months_pass_both(value):
     schema = {k: v for k, v in param_schemas()["yyyymm"].items() if k not in {"default", "title", "description"}}
     jsonschema.validate(value, schema)
     assert validate_yyyymm(value) == value
+
+
+BAD_FACILITIES = ["13100012", "1310001234", "13100012a", "131000123\n", "131000123' or 1=1", " 131000123", 131000123]
+
+
+def facility_schema() -> dict:
+    return {k: v for k, v in param_schemas()["facility_cd"].items() if k not in {"default", "title", "description"}}
+
+
+@pytest.mark.parametrize("value", BAD_FACILITIES)
+def test_form_and_code_reject_the_same_facility_codes(value):
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(value, facility_schema())
+    with pytest.raises(ParameterError, match="nine digits"):
+        validate_facility_cd(value)
+    with pytest.raises(ParameterError):
+        facility_of_params({"facility_cd": value})
+
+
+def test_a_facility_code_passes_both_and_empty_means_the_whole_month():
+    jsonschema.validate("131000123", facility_schema())
+    jsonschema.validate(None, facility_schema())
+    assert param_schemas()["facility_cd"]["default"] is None
+    assert facility_of_params({"facility_cd": "131000123"}) == "131000123"
+    assert facility_of_params({"facility_cd": ""}) is None
+    assert facility_of_params({}) is None
 
 
 def test_given_month_wins_over_logical_date():

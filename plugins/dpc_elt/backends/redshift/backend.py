@@ -9,7 +9,7 @@ synchronously. One configuration: ``DPC_REDSHIFT_WORKGROUP``, ``DPC_REDSHIFT_DAT
 
 * ``load_month`` — see :mod:`.load`: staged on S3, then ONE batch (one transaction) for all three raw
   tables; a rejected line is explained from SYS_LOAD_ERROR_DETAIL as a value-free RawFileError.
-* ``rollback_stage``, ``compute_readmit`` — one batch each (one transaction), ``:yyyymm`` bound.
+* ``rollback_stage``, ``compute_readmit`` — one batch each (one transaction), ``:yyyymm`` (and ``:facility_cd``) bound.
 * ``export_months`` — see :mod:`.export`: month by month, each UNLOAD deferred.
 * ``vacuum``, ``analyze_compression`` — one ExecuteStatement per table (VACUUM cannot run in a
   transaction, and a batch is one), deferred; the maintenance DAGs chain them one at a time.
@@ -42,6 +42,7 @@ from dpc_elt.core import settings, tables
 from dpc_elt.core.errors import WarehouseBusyError
 from dpc_elt.core.metric_names import ENVIRONMENT_DIMENSION, METRIC_NAMESPACE
 from dpc_elt.core.params import validate_yyyymm
+from dpc_elt.core.sqlfiles import month_or_facility, readmit_values
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -104,11 +105,11 @@ class RedshiftBackend:
             **task_kwargs,
         )
 
-    def validate_month(self, yyyymm: str) -> ValidatedManifest:
+    def validate_month(self, yyyymm: str, facility_cd: str | None = None) -> ValidatedManifest:
         """The embedded validation (schema, names, sizes, SHA-256 and records, all streamed) on S3."""
         from dpc_elt.core.manifest import validate_month
 
-        return validate_month(str(self.where.raw), yyyymm, fs=self._s3fs())
+        return validate_month(str(self.where.raw), yyyymm, fs=self._s3fs(), facility_cd=facility_cd)
 
     # --- the steps that write ------------------------------------------------------------------------
     def load_month(self, yyyymm: str, manifest: ValidatedManifest) -> Pending:
@@ -116,27 +117,28 @@ class RedshiftBackend:
         validate_yyyymm(yyyymm)
         return self._pending(load.submit(self.api, self._s3fs(), yyyymm, manifest))
 
-    def rollback_stage(self, yyyymm: str) -> dict[str, int] | Pending:
-        """Delete the failed month from every existing stage table: one batch, one transaction."""
-        validate_yyyymm(yyyymm)
+    def rollback_stage(self, yyyymm: str, facility_cd: str | None = None) -> dict[str, int] | Pending:
+        """Delete the failed month (or the failed facility's rows of it) from every existing stage table:
+        one batch, one transaction."""
+        replaced = month_or_facility(yyyymm, facility_cd)
         existing = self.api.existing_tables()
         present = [t for t in settings.STAGE_TABLES if (settings.STAGE_SCHEMA, t) in existing]
         if not present:
             return {}
-        batch = joined([sql_batch("shared/delete_month", schema=settings.STAGE_SCHEMA, table=t) for t in present])
+        batch = joined([sql_batch(replaced.delete_sql, schema=settings.STAGE_SCHEMA, table=t) for t in present])
         if len(batch.statements) != len(present):
-            raise RuntimeError("shared/delete_month must hold one statement")
-        statement_id = self.api.submit(batch, {"yyyymm": yyyymm}, name=statement_name(ROLLBACK_STAGE, yyyymm))
+            raise RuntimeError(f"{replaced.delete_sql} must hold one statement")
+        statement_id = self.api.submit(batch, replaced.values, name=statement_name(ROLLBACK_STAGE, yyyymm))
         state = {"step": ROLLBACK_STAGE, "statement_id": statement_id, "yyyymm": yyyymm, "tables": present}
         return self._pending(state)
 
-    def compute_readmit(self, yyyymm: str) -> Pending:
-        """The portable readmission SQL as one batch (create + merge, one transaction, ``:yyyymm``
-        bound); its last statement returns the months whose summary rows changed."""
-        validate_yyyymm(yyyymm)
+    def compute_readmit(self, yyyymm: str, facility_cd: str | None = None) -> Pending:
+        """The portable readmission SQL as one batch (create + merge, one transaction, ``:yyyymm`` and
+        ``:facility_cd`` bound); its last statement returns the months whose summary rows changed."""
+        values = readmit_values(yyyymm, facility_cd)
         batch = sql_batch("compute_readmit/create_fact_case_summary")
         batch += sql_batch("compute_readmit/merge_fact_case_summary")
-        statement_id = self.api.submit(batch, {"yyyymm": yyyymm}, name=statement_name(COMPUTE_READMIT, yyyymm))
+        statement_id = self.api.submit(batch, values, name=statement_name(COMPUTE_READMIT, yyyymm))
         state = {"step": COMPUTE_READMIT, "statement_id": statement_id, "yyyymm": yyyymm}
         return self._pending(state | {"statements": len(batch.statements)})
 

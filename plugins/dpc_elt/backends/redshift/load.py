@@ -44,6 +44,7 @@ from dpc_elt.backends.redshift.data_api import (
 from dpc_elt.core import formats, settings
 from dpc_elt.core.errors import RawFileError
 from dpc_elt.core.params import validate_yyyymm
+from dpc_elt.core.sqlfiles import ReplacedRows, month_or_facility
 
 if TYPE_CHECKING:
     from fsspec import AbstractFileSystem
@@ -109,13 +110,16 @@ def _stage_file_by_file(
     return objects
 
 
-def copy_statements(file_type: str, copy_manifest_uri: str | None, iam_role_arn: str) -> tuple[Batch, bool]:
-    """One file type's part of the load batch: create the raw table if missing, DELETE the month, COPY
-    the staged objects (the COPY only when the delivery has rows of this type). Whether it COPYs."""
+def copy_statements(
+    file_type: str, copy_manifest_uri: str | None, iam_role_arn: str, replaced: ReplacedRows | None = None
+) -> tuple[Batch, bool]:
+    """One file type's part of the load batch: create the raw table if missing, DELETE the month (or
+    ``replaced``: one facility's rows of it), COPY the staged objects (the COPY only when the delivery
+    has rows of this type). Whether it COPYs."""
     layout = formats.LAYOUTS[file_type]
     identifiers = {"schema": settings.RAW_SCHEMA, "table": layout.raw_table}
     batch = sql_batch("copy_raw/create_raw_table", **identifiers, columns=layout.columns)
-    batch += sql_batch("shared/delete_month", **identifiers)
+    batch += sql_batch(replaced.delete_sql if replaced else "shared/delete_month", **identifiers)
     if copy_manifest_uri is None:
         return batch, False
     literals = {"copy_manifest_uri": str(s3.S3Uri.parse(copy_manifest_uri)), "iam_role_arn": iam_role_arn}
@@ -123,13 +127,16 @@ def copy_statements(file_type: str, copy_manifest_uri: str | None, iam_role_arn:
     return batch + sql_batch("copy_raw/copy_staged_files", literals, **identifiers, columns=columns), True
 
 
-def load_batch(staged: dict[str, Any], where: Target) -> tuple[Batch, list[dict[str, Any]]]:
+def load_batch(
+    staged: dict[str, Any], where: Target, replaced: ReplacedRows | None = None
+) -> tuple[Batch, list[dict[str, Any]]]:
     """The month's one batch (one transaction) for all three file types, and per COPY its 1-based
     position in the batch and the records staged for it."""
     parts, copies = [], []
     position = 0
     for file_type in formats.FILE_TYPES:
-        part, with_copy = copy_statements(file_type, staged["copy_manifests"].get(file_type), where.iam_role_arn)
+        manifest_uri = staged["copy_manifests"].get(file_type)
+        part, with_copy = copy_statements(file_type, manifest_uri, where.iam_role_arn, replaced)
         parts.append(part)
         position += len(part.statements)
         if with_copy:
@@ -142,10 +149,12 @@ def load_batch(staged: dict[str, Any], where: Target) -> tuple[Batch, list[dict[
 
 
 def submit(api: DataApi, fs: AbstractFileSystem, yyyymm: str, manifest: ValidatedManifest) -> dict[str, Any]:
-    """Stage the month, then submit its one load batch; the Pending state (ids, names, counts)."""
+    """Stage the month (a one-facility manifest: that facility's files), then submit its one load batch,
+    which replaces the month (or that facility's rows of it); the Pending state (ids, names, counts)."""
+    replaced = month_or_facility(yyyymm, manifest.facility_cd)
     staged = stage_month(fs, api.where, yyyymm, manifest)
-    batch, copies = load_batch(staged, api.where)
-    statement_id = api.submit(batch, {"yyyymm": yyyymm}, name=statement_name(STEP, yyyymm))
+    batch, copies = load_batch(staged, api.where, replaced)
+    statement_id = api.submit(batch, replaced.values, name=statement_name(STEP, yyyymm))
     files = [
         {
             "file_type": f["file_type"],
