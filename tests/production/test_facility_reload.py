@@ -89,3 +89,10 @@ def test_the_facility_sql_parses_as_redshift_and_binds_the_month_and_the_facilit
         batch = sql_batch(name, schema=settings.STAGE_SCHEMA, table="stg_dpc__d")
         assert batch.bound == {"yyyymm", "facility_cd"}
         parses_as_redshift(batch.statements)
+
+
+def test_redshift_tables_are_named_by_dbts_endpoint_for_openlineage(cfg, backend):
+    cfg.redshift_host, cfg.redshift_port = "dpc-elt.123456789012.ap-northeast-1.redshift-serverless.amazonaws.com", 5439
+    namespace, name = backend.table_dataset("mart", "fact_case_summary")
+    assert namespace == f"redshift://{cfg.redshift_host}:5439"
+    assert name == f"{backend.where.database}.mart.fact_case_summary"

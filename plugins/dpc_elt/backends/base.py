@@ -60,6 +60,9 @@ class Backend(Protocol):
     def filesystem(self, uri: str) -> tuple[AbstractFileSystem, str]:
         """The filesystem and path of ``uri`` under the raw or processed root."""
 
+    def table_dataset(self, schema: str, table: str) -> tuple[str, str]:
+        """A warehouse table as OpenLineage names it, (namespace, name), as Cosmos names dbt's tables."""
+
     def manifest_sensor(self, **task_kwargs: Any) -> Any:
         """The deferrable sensor that waits for the run month's ``_manifest.json`` (task id and retries
         come from ``task_kwargs``)."""

@@ -133,6 +133,11 @@ class EmbeddedBackend:
 
         return fsspec.core.url_to_fs(uri)
 
+    def table_dataset(self, schema: str, table: str) -> tuple[str, str]:
+        """dbt-duckdb's naming: the database is the file's stem."""
+        path = Path(self.cfg.duckdb_path).resolve()
+        return f"duckdb://{path}", f"{path.stem}.{schema}.{table}"
+
     def manifest_sensor(self, **task_kwargs: Any) -> Any:
         from dpc_elt.backends.manifest_wait import ManifestSensor
 

@@ -63,6 +63,9 @@ class Settings:
     # Event-driven start (production): the SQS queue that receives the raw bucket's ObjectCreated events
     # for ``_manifest.json``. Empty = the 03:00 JST schedule alone (embedded default, local).
     manifest_queue_url: str = ""
+    # dbt's Redshift endpoint (profiles.yml reads the same variables); OpenLineage names tables by it.
+    redshift_host: str = ""
+    redshift_port: int = 5439
 
 
 # DuckDB's own default is 80 % of RAM, so its buffer pool grew with the month (2.2 GiB at M, 7.7 GiB
@@ -112,6 +115,8 @@ def get_settings() -> Settings:
         aws_conn_id=os.environ.get("DPC_AWS_CONN_ID", "aws_default"),
         sns_topic_arn=os.environ.get("DPC_SNS_TOPIC_ARN", ""),
         manifest_queue_url=_manifest_queue_url(os.environ.get("DPC_MANIFEST_QUEUE_URL", ""), raw_root),
+        redshift_host=os.environ.get("DPC_REDSHIFT_HOST", ""),
+        redshift_port=int(os.environ.get("DPC_REDSHIFT_PORT") or 5439),
     )
 
 

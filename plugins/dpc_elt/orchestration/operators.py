@@ -1,7 +1,10 @@
 """One operator for every step whose work the backend does: it asks the configured backend, and when
 the backend submitted the work instead of finishing it (``Pending``: a Redshift Data API batch) the
 task defers on the backend's trigger — no worker slot is held while the warehouse works — and finishes
-when the trigger fires. On the embedded backend every step finishes in place."""
+when the trigger fires. On the embedded backend every step finishes in place.
+
+Each step also says what it read and wrote (:meth:`BackendStepOperator.lineage`), which the OpenLineage
+provider reports in the task's COMPLETE event (``get_openlineage_facets_on_complete``)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from airflow.sdk import BaseOperator
 
 from dpc_elt.backends import get_backend
 from dpc_elt.backends.base import Backend, Pending
+from dpc_elt.core.lineage import StepLineage
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,10 @@ class BackendStepOperator(BaseOperator):
 
     def finish(self, context: Any, result: Any) -> Any:
         return result
+
+    def lineage(self, context: Any, backend: Backend, result: Any) -> StepLineage:
+        """What the finished step read and wrote (names only); none by default."""
+        return StepLineage()
 
     @contextmanager
     def guarded(self) -> Iterator[None]:
@@ -52,4 +60,18 @@ class BackendStepOperator(BaseOperator):
         if isinstance(outcome, Pending):
             log.info("%s: %s submitted; waiting in the triggerer", self.task_id, outcome.step)
             self.defer(trigger=outcome.trigger, method_name="resume_step", kwargs={"pending": outcome.state})
-        return self.finish(context, outcome)
+        result = self.finish(context, outcome)
+        # Kept on the operator for the OpenLineage listener, which asks once the task has succeeded.
+        self.step_lineage = self.lineage(context, get_backend(), result)
+        return result
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The step's inputs and outputs for OpenLineage (only called when the provider is enabled)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import Dataset
+
+        found = getattr(self, "step_lineage", None) or StepLineage()
+        return OperatorLineage(
+            inputs=[Dataset(namespace=namespace, name=name) for namespace, name in found.inputs],
+            outputs=[Dataset(namespace=namespace, name=name) for namespace, name in found.outputs],
+        )

@@ -19,9 +19,10 @@ from airflow.sdk import TaskGroup, TriggerRule, task
 
 from dpc_elt.backends import get_backend
 from dpc_elt.backends.base import Backend
-from dpc_elt.core import copy_errors, run_marker, settings
+from dpc_elt.core import copy_errors, formats, run_marker, settings
 from dpc_elt.core.errors import ParameterError
-from dpc_elt.core.manifest import ValidatedManifest
+from dpc_elt.core.lineage import StepLineage, storage_dataset
+from dpc_elt.core.manifest import ValidatedManifest, month_uri
 from dpc_elt.core.params import facility_of_params, month_of_context
 from dpc_elt.notify import FAILURE_XCOM_KEY, Message, deliver, describe_failure
 from dpc_elt.orchestration import assets, cosmos_config, manifest_events
@@ -189,6 +190,14 @@ class CopyRawOperator(BackendStepOperator):
         log.info("loaded %s: %s", _checked(context)["yyyymm"], result)
         return result
 
+    def lineage(self, context: Any, backend: Backend, result: Any) -> StepLineage:
+        """The month's listed files in, the raw tables out."""
+        checked = _checked(context)
+        folder = month_uri(settings.get_settings().raw_root, checked["yyyymm"])
+        files = [storage_dataset(f"{folder}/{listed['path']}") for listed in checked["manifest"]["files"]]
+        tables = [backend.table_dataset(settings.RAW_SCHEMA, layout.raw_table) for layout in formats.LAYOUTS.values()]
+        return StepLineage(inputs=files, outputs=tables)
+
 
 def copy_raw() -> CopyRawOperator:
     """CopyRaw: per file type, delete the month then load it — one transaction for the month."""
@@ -247,6 +256,12 @@ class ComputeReadmitOperator(BackendStepOperator):
         checked = _checked(context)
         return backend.compute_readmit(checked["yyyymm"], _facility(checked))
 
+    def lineage(self, context: Any, backend: Backend, result: Any) -> StepLineage:
+        return StepLineage(
+            inputs=[backend.table_dataset(settings.MART_SCHEMA, "fct_cases")],
+            outputs=[backend.table_dataset(settings.MART_SCHEMA, settings.SUMMARY_TABLE)],
+        )
+
     def finish(self, context: Any, result: list[str]) -> list[str]:
         log.info("fact_case_summary recomputed for %s; months changed: %s", _checked(context)["yyyymm"], result)
         return result
@@ -286,6 +301,14 @@ class ExportParquetOperator(BackendStepOperator):
             # One Asset event per month written, for the jobs scheduled on the exports.
             context["outlet_events"][assets.EXPORTED_MONTHS].add(exports, extra=assets.month_event_extra(month))
         return result
+
+    def lineage(self, context: Any, backend: Backend, result: Any) -> StepLineage:
+        """The summary table in, each written month's files out."""
+        written = [
+            storage_dataset(f"{month['uri'].rstrip('/')}/{file['path']}") for month in result for file in month["files"]
+        ]
+        summary = backend.table_dataset(settings.MART_SCHEMA, settings.SUMMARY_TABLE)
+        return StepLineage(inputs=[summary], outputs=written)
 
 
 def export_parquet() -> ExportParquetOperator:

@@ -94,6 +94,11 @@ class RedshiftBackend:
 
         return fsspec.core.url_to_fs(uri)
 
+    def table_dataset(self, schema: str, table: str) -> tuple[str, str]:
+        """OpenLineage's Redshift naming over dbt's endpoint (profiles.yml: DPC_REDSHIFT_HOST, _PORT)."""
+        namespace = f"redshift://{self.cfg.redshift_host}:{self.cfg.redshift_port}"
+        return namespace, f"{self.where.database}.{schema}.{table}"
+
     def manifest_sensor(self, **task_kwargs: Any) -> Any:
         from dpc_elt.backends.redshift.operators import ManifestKeySensor
 
