@@ -4,49 +4,17 @@ connection lookup or any network, and still the state machine of the ASL."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from unittest import mock
-
 import pytest
 
-from dpc_elt.core import settings
+from tests.production.test_dag import DAGS, ENVIRONMENT
+from tests.production.test_dag import parse as parse_dags
 
-DAGS = Path(__file__).resolve().parents[2] / "dags"
 QUEUE_URL = "https://sqs.ap-northeast-1.amazonaws.com/123456789012/dpc-elt-manifests-dev"
-PRODUCTION = {
-    "DPC_BACKEND": "production",
-    "DPC_S3_BUCKET": "dpc-learning-data-dev",
-    "DPC_REDSHIFT_IAM_ROLE_ARN": "arn:aws:iam::123456789012:role/dpc-redshift-s3-access",
-    "DPC_AWS_CONN_ID": "dpc_aws",
-}
-
-
-def no_lookups(*args, **kwargs):
-    raise AssertionError("a connection or variable was looked up while parsing")
+PRODUCTION = ENVIRONMENT
 
 
 def parse(env: dict[str, str]):
-    from airflow.dag_processing.dagbag import DagBag
-
-    from dpc_elt.orchestration import cosmos_config
-
-    with pytest.MonkeyPatch.context() as patch:
-        for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_MANIFEST_QUEUE_URL", "DPC_BACKEND"):
-            patch.delenv(name, raising=False)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        settings.get_settings.cache_clear()
-        cosmos_config._configs.cache_clear()
-        try:
-            with (
-                mock.patch("airflow.sdk.bases.hook.BaseHook.get_connection", side_effect=no_lookups),
-                mock.patch("airflow.sdk.Variable.get", side_effect=no_lookups),
-                mock.patch("socket.create_connection", side_effect=AssertionError("network while parsing")),
-            ):
-                return DagBag(dag_folder=str(DAGS / "dpc_elt.py"))
-        finally:
-            settings.get_settings.cache_clear()
-            cosmos_config._configs.cache_clear()
+    return parse_dags(DAGS / "dpc_elt.py", env)
 
 
 @pytest.fixture(scope="module")

@@ -28,21 +28,24 @@ def no_lookups(*args, **kwargs):
 
 
 def parse(path: Path, env: dict[str, str] = ENVIRONMENT):
+    """A DagBag of ``path`` under exactly ``env`` (the roots, the queue and the backend from the
+    caller's environment removed first), failing on any connection or variable lookup or network use."""
     from airflow.dag_processing.dagbag import DagBag
 
     from dpc_elt.orchestration import cosmos_config
 
     with pytest.MonkeyPatch.context() as patch:
+        for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_MANIFEST_QUEUE_URL", "DPC_BACKEND"):
+            patch.delenv(name, raising=False)
         for name, value in env.items():
             patch.setenv(name, value)
-        patch.delenv("DPC_RAW_ROOT", raising=False)
-        patch.delenv("DPC_PROCESSED_ROOT", raising=False)
         settings.get_settings.cache_clear()
         cosmos_config._configs.cache_clear()
         try:
             with (
                 mock.patch("airflow.sdk.bases.hook.BaseHook.get_connection", side_effect=no_lookups),
                 mock.patch("airflow.sdk.Variable.get", side_effect=no_lookups),
+                mock.patch("socket.create_connection", side_effect=AssertionError("network while parsing")),
             ):
                 return DagBag(dag_folder=str(path))
         finally:
