@@ -22,11 +22,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,24 +103,11 @@ def _workers(total_bytes: int) -> Iterator[Executor]:
     if total_bytes < PARALLEL_FROM_BYTES:
         yield _InThisProcess()
         return
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["dpc_elt.core.rawfile"])
     count = max(1, len(os.sched_getaffinity(0)))
-    with ProcessPoolExecutor(
-        max_workers=count, mp_context=context, initializer=rawfile.keep_freed_buffers_in_worker
+    with rawfile.piece_workers(
+        count, preload=["dpc_elt.core.rawfile"], initializer=rawfile.keep_freed_buffers_in_worker
     ) as pool:
-        try:
-            yield pool
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
-class _NoOutput:
-    """Where the line-by-line check writes: nowhere (it only has to find the first bad line)."""
-
-    def write(self, text: str) -> int:
-        return len(text)
+        yield pool
 
 
 def first_error(files: Sequence[tuple[ManifestFile, Path]], yyyymm: str) -> RawFileError | None:
@@ -132,7 +118,7 @@ def first_error(files: Sequence[tuple[ManifestFile, Path]], yyyymm: str) -> RawF
             with open(path, "rb") as src:
                 rawfile.stage_raw_file(
                     src,
-                    _NoOutput(),  # type: ignore[arg-type]  # stage_raw_file only calls write()
+                    rawfile.DiscardedRows(),  # type: ignore[arg-type]  # the first bad line is all it needs
                     file_type=listed.file_type,
                     source_file=listed.path,
                     yyyymm=yyyymm,

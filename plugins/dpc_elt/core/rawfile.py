@@ -18,7 +18,11 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import multiprocessing
 import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from itertools import chain, compress, repeat
@@ -496,6 +500,36 @@ class PieceResult:
     records: int  # data lines written to the target
     ok: bool  # False: a rule that needs the bytes is broken somewhere in the piece
     seconds: float = 0.0  # CPU time the piece took
+
+
+@contextmanager
+def piece_workers(
+    count: int, *, preload: Sequence[str], initializer: Callable[..., None], initargs: tuple = ()
+) -> Iterator[ProcessPoolExecutor]:
+    """``count`` worker processes for pieces, forked from a small server that has imported ``preload``
+    (forkserver: never forked from this process with DuckDB's or Airflow's threads running), each started
+    with ``initializer(*initargs)``; on any error the queued pieces are dropped."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(preload))
+    with ProcessPoolExecutor(max_workers=count, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+        try:
+            yield pool
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
+class DiscardedRows:
+    """Where a check that stages nothing writes (``stage_raw_file`` only calls ``write``): each block of
+    rows goes to ``inspect``, if given, then is dropped."""
+
+    def __init__(self, inspect: Callable[[str], None] | None = None) -> None:
+        self.inspect = inspect
+
+    def write(self, text: str) -> int:
+        if text and self.inspect is not None:
+            self.inspect(text)
+        return len(text)
 
 
 def keep_freed_buffers_in_worker() -> None:

@@ -49,13 +49,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -285,22 +282,6 @@ class _Source:
         return self.listed.file_type == formats.Y1.file_type
 
 
-@contextmanager
-def _workers(count: int, access: S3Access) -> Iterator[ProcessPoolExecutor]:
-    """Worker processes forked from a small server (forkserver: never from this process with Airflow's
-    threads running), each with the S3 access; on any error the queued pieces are dropped."""
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "boto3"])
-    with ProcessPoolExecutor(
-        max_workers=count, mp_context=context, initializer=_start_worker, initargs=(access,)
-    ) as pool:
-        try:
-            yield pool
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-
-
 class _Month:
     """One month's staging in pieces (see the module docstring)."""
 
@@ -314,7 +295,10 @@ class _Month:
     def run(self, access: S3Access, workers: int) -> None:
         """Read every source once, stage every piece; returns when all are done (or raises)."""
         client = access.client()
-        with _workers(workers, access) as pool:
+        # Each worker starts with the S3 access (its own client); boto3 is imported once, in the server.
+        with rawfile.piece_workers(
+            workers, preload=[__name__, "boto3"], initializer=_start_worker, initargs=(access,)
+        ) as pool:
             readers = min(len(self.sources), max(2, workers))
             with ThreadPoolExecutor(max_workers=readers, thread_name_prefix="copy_raw_read") as threads:
                 reads = [threads.submit(self._read, client, pool, source) for source in self.sources]

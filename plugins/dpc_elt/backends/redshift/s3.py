@@ -236,18 +236,6 @@ def stage_to_s3(
     )
 
 
-class _Inspected:
-    """The text side of a check that stages nothing: each block of rows is inspected, then dropped."""
-
-    def __init__(self, inspect: Callable[[str], None] | None) -> None:
-        self.inspect = inspect
-
-    def write(self, text: str) -> int:
-        if text and self.inspect is not None:
-            self.inspect(text)
-        return len(text)
-
-
 def check_source(
     fs: AbstractFileSystem,
     source: S3Uri,
@@ -260,12 +248,12 @@ def check_source(
     """Every line of ``source`` checked as :func:`stage_to_s3` checks it, nothing written: raises the
     RawFileError the line-by-line staging raises (a bad line, a repeated y1 item through ``inspect``,
     then a changed SHA-256), or returns."""
-    from dpc_elt.core.rawfile import stage_raw_file
+    from dpc_elt.core.rawfile import DiscardedRows, stage_raw_file
 
     with fs.open(source.path, "rb", block_size=READ_BLOCK_BYTES, cache_type="readahead") as src:
         stage_raw_file(
             src,
-            _Inspected(inspect),  # type: ignore[arg-type]  # stage_raw_file only calls write()
+            DiscardedRows(inspect),  # type: ignore[arg-type]  # stage_raw_file only calls write()
             file_type=file_type,
             source_file=source.name,
             yyyymm=yyyymm,
