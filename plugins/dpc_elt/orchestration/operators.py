@@ -61,7 +61,8 @@ class BackendStepOperator(BaseOperator):
             log.info("%s: %s submitted; waiting in the triggerer", self.task_id, outcome.step)
             self.defer(trigger=outcome.trigger, method_name="resume_step", kwargs={"pending": outcome.state})
         result = self.finish(context, outcome)
-        # Kept on the operator for the OpenLineage listener, which asks once the task has succeeded.
+        # Named here, while the task's context can still read XComs; the OpenLineage listener asks for
+        # it after the task succeeded, from outside the task's own execution (a few names: cheap).
         self.step_lineage = self.lineage(context, get_backend(), result)
         return result
 
