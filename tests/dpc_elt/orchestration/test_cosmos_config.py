@@ -42,3 +42,24 @@ def test_every_dbt_task_has_its_own_partial_parse_cache():
     assert task.env["DPC_YYYYMM"] == cosmos_config.MONTH_TEMPLATE
     stage = cosmos_config.dbt_operator(DbtRunLocalOperator, "dbt_run", "build_stage", select=["path:models/staging"])
     assert stage.cache_dir == cosmos_settings.cache_dir / "dpc_elt__build_stage"
+
+
+def test_dbt_writes_no_log_file_into_the_project_copy_cosmos_deletes():
+    """dbt's debug log file would land in Cosmos' temporary project copy; the console lines stay."""
+    from cosmos.operators.local import DbtTestLocalOperator
+
+    task = cosmos_config.dbt_test_task("dbt_tests")
+    assert isinstance(task, DbtTestLocalOperator)
+    command, _ = task.build_cmd(context={})
+    assert command[1:4] == ["--log-level-file", "none", "test"]  # a global flag: before the subcommand
+
+
+def test_dbt_accepts_the_global_flags():
+    from dbt.cli.main import cli
+
+    from dpc_elt.core import settings
+
+    context = cli.commands["test"].make_context(
+        "test", [*cosmos_config.NO_LOG_FILE, "--profiles-dir", str(settings.DBT_PROJECT_DIR)]
+    )
+    assert context.params["log_level_file"] == "none"
