@@ -276,6 +276,22 @@ def test_genuine_cp932_japanese_is_not_taken_for_utf8(dpc, chunk):
     assert result.records == len(names)
 
 
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["初診料", "点滴注射", "ｶﾞｰｾﾞ"], None),  # every line cp932 Japanese
+        (["初診料", "ascii only", "点滴注射"], None),  # a line without Japanese is not UTF-8 text
+        (["初診料", "点滴注射", "ガーゼ\u3000utf8"], 2),  # the last line, without its line feed
+        (["初診料", "ガーゼ\u3000utf8", "点滴注射", ""], 1),
+    ],
+    ids=["all-cp932", "with-ascii", "last-utf8-no-lf", "middle-utf8"],
+)
+def test_first_utf8_line_of_a_block(lines, expected):
+    utf8 = [line for line in lines if "utf8" in line]
+    data = b"\n".join(line.encode() if line in utf8 else line.encode("cp932") for line in lines)
+    assert rawfile.first_utf8_line(data) == expected
+
+
 def test_nul_byte(dpc):
     good = dpc.encode([dpc.row("ef_in")])
     line = dpc.encode([dpc.row("ef_in", item_name="A")]).replace(b"\tA\t", b"\tA\x00B\t")
