@@ -1313,6 +1313,10 @@ def _render_scales(results: dict[str, Any], lines: list[str]) -> None:
                 f"| {bare['build_s'] / d['limit_s']:.2f} | {bare['process']['cpu_s']:.0f} "
                 f"| {bare['process']['maxrss_mib']:,.0f} | – |"
             )
+        elif bare:
+            lines.append(
+                f"| {s} | bare `dbt build` | – | failed (see `bench/data/{s}/run/dbt_build.log`) | | | | | | |"
+            )
         if "dbt_part_sum_s" in d:
             lines.append(
                 f"| {s} | dpc_elt, median run above (first load of the month) "
@@ -1322,7 +1326,10 @@ def _render_scales(results: dict[str, Any], lines: list[str]) -> None:
             )
         for name, v in scales[s].get("variants", {}).items():
             if v.get("state") != "success":
-                lines.append(f"| {s} | {name} | – | failed ({v.get('state')}) | | | | | | |")
+                lines.append(
+                    f"| {s} | {name} | – | failed ({v.get('state')}; see `bench/data/{s}/run/variant-{name}.log`) "
+                    "| | | | | | |"
+                )
                 continue
             lines.append(
                 f"| {s} | {name} | {v['task_count']} | {v['dbt_part_sum_s']:.1f} | {v['dbt_part_span_s']:.1f} "
@@ -1915,7 +1922,7 @@ def child_dbt_build(target_path: str, out: str) -> None:
         "--log-path",
         str(Path(target_path) / "logs"),
     ]
-    os.environ.update({**cosmos_config.dbt_env(), "DPC_YYYYMM": MONTH})
+    os.environ.update({**cosmos_config.dbt_env(), "DPC_YYYYMM": MONTH, "DPC_FACILITY_CD": ""})
     runner = dbtRunner()
     started = time.perf_counter()
     parsed = runner.invoke(["parse", *common])

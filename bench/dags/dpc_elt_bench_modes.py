@@ -27,7 +27,8 @@ MONTH = "{{ params.yyyymm }}"
 
 def _operator_args() -> dict:
     args = cosmos_config.operator_args()
-    return {**args, "env": {**args["env"], "DPC_YYYYMM": MONTH}}
+    # No manifest task here: the whole month, every facility.
+    return {**args, "env": {**args["env"], "DPC_YYYYMM": MONTH, "DPC_FACILITY_CD": ""}}
 
 
 def _group(variant: str, group_id: str, select: list[str]):
