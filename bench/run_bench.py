@@ -1869,15 +1869,16 @@ def child_dag(out: str) -> None:
     """The whole dpc_elt month with dag.test(), in this fresh process. copy_raw's per-file-type timings
     come from the loader's own log lines (``copy_raw timing {...}``), read by the parent from this log."""
     harness = _harness()
-    from dpc_elt.dev.run_local import run_month
+    from dpc_elt.dev import run_local
 
     harness["maxrss_before_tasks_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     started = time.perf_counter()
-    dag_run = run_month(MONTH, dag_folder=str(REPO / "dags"))
+    dag_run = run_local.run_month(MONTH, dag_folder=str(REPO / "dags"))
     summary = _run_summary(dag_run, time.perf_counter() - started)
     summary["harness"] = harness
     summary["duckdb_memory_limit"], summary["duckdb_memory_limit_default"] = _duckdb_memory_limit()
     write_json(Path(out), summary)
+    run_local.exit_without_teardown(0)  # as `make run-month` ends
 
 
 def child_variant(variant: str, out: str) -> None:

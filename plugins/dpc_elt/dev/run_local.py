@@ -18,6 +18,7 @@ MANIFEST_WAIT_MINUTES=30`` waits for a delivery; the production schedule keeps i
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import os
 import sys
@@ -26,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 
 @contextmanager
@@ -82,6 +83,17 @@ def loaded_objects_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def exit_without_teardown(code: int) -> NoReturn:
+    """End this process once what it wrote is closed: the exit handlers run (dbt-duckdb's closes the
+    warehouse, logging's flushes its handlers), then the process ends without the interpreter's teardown,
+    whose last full garbage collection over Airflow's, dbt's and the execution API's objects took 2.5 s
+    of a small month. For the command line only: nothing may run in this process afterwards."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_month(
@@ -229,4 +241,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_without_teardown(main())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,3 +25,23 @@ def test_the_freeze_ends_when_the_month_fails():
     with pytest.raises(RuntimeError), run_local.loaded_objects_frozen():
         raise RuntimeError("a task failed")
     assert gc.get_freeze_count() == 0
+
+
+def test_the_command_line_ends_after_the_exit_handlers_with_its_status(tmp_path):
+    marker = tmp_path / "closed"
+    script = (
+        "import atexit, sys\n"
+        "from dpc_elt.dev import run_local\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('closed'))\n"
+        "sys.stdout.write('buffered, no newline')\n"
+        "run_local.exit_without_teardown(3)\n"
+        "print('never reached')\n"
+    )
+    plugins = str(Path(run_local.__file__).parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [plugins, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "buffered, no newline"  # flushed before the process ended
+    assert marker.read_text() == "closed"  # the handlers ran (dbt-duckdb closes the warehouse in one)
