@@ -245,6 +245,28 @@ def test_dbt_test_fails_on_broken_data(warehouse):
     ok(project.invoke("test", "--select", "tag:summary", "assert_stage_months_match_raw"))
 
 
+def test_a_null_in_an_intermediate_view_fails_its_one_not_null_test(warehouse):
+    project = warehouse[0]
+    nulled = {"stg_dpc__y1_cases": ("admission_seq_no", P2), "stg_dpc__d": ("patient_id", P6)}
+    with duckdb.connect(str(project.duckdb_path)) as con:
+        for table, (column, patient) in nulled.items():
+            con.execute(f"create table main.saved_{table} as select * from stage.{table}")
+            con.execute(f"update stage.{table} set {column} = null where patient_id = '{patient}'")
+    try:
+        result = project.invoke("test", "--select", "int_cases__latest", "int_billing__per_stay")
+    finally:
+        with duckdb.connect(str(project.duckdb_path)) as con:
+            for table in nulled:
+                con.execute(f"delete from stage.{table}")
+                con.execute(f"insert into stage.{table} select * from main.saved_{table}")
+                con.execute(f"drop table main.saved_{table}")
+    failed = {name for name, status in result_statuses(result).items() if status == "fail"}
+    assert {name for name in failed if name.startswith("not_null_columns_")} == {
+        "not_null_columns_int_cases__latest_facility_cd__patient_id__admission_date__admission_seq_no__yyyymm__n_source_months",
+        "not_null_columns_int_billing__per_stay_facility_cd__patient_id__discharge_key__d_total_points__d_bundled_points__n_d_rows__n_ef_rows__n_ef_acts",
+    }
+
+
 @pytest.mark.parametrize("bad", ["202513", "2025-1", "210001", "189912"])  # as params.YYYYMM_PATTERN
 def test_bad_month_is_refused(warehouse, bad):
     result = warehouse[0].invoke("compile", "--select", "stg_dpc__y1_cases", env={"DPC_YYYYMM": bad})
