@@ -58,6 +58,21 @@ def test_in_batch_analyze_runs_on_existing_tables_and_logs_row_counts(cfg):
     assert logged == [("raw", "y1", 3000), ("stage", "stg_dpc__d", 10)]
 
 
+def test_in_batch_analyze_keeps_the_statistics_of_a_table_that_moved_less_than_a_tenth(cfg):
+    warehouse(cfg.duckdb_path, y1_rows=3000)
+    assert analyze(cfg, ("raw",)) == {"raw.y1": 3000}
+    warehouse(cfg.duckdb_path, y1_rows=3299)  # +9.97 %: as Redshift's analyze_threshold_percent (10)
+    assert analyze(cfg, ("raw",)) == {}
+    warehouse(cfg.duckdb_path, y1_rows=3300)  # +10 % since the last ANALYZE
+    assert analyze(cfg, ("raw",)) == {"raw.y1": 3300}
+    warehouse(cfg.duckdb_path, y1_rows=2970)  # a tenth fewer (a facility's rows deleted) counts too
+    assert analyze(cfg, ("raw",)) == {"raw.y1": 2970}
+    con = duckdb.connect(cfg.duckdb_path, read_only=True)
+    logged = con.execute("select row_count from ops.analyze_log order by analyzed_at").fetchall()
+    con.close()
+    assert logged == [(3000,), (3300,), (2970,)]
+
+
 def test_unknown_layer_is_refused(cfg):
     with pytest.raises(ValueError):
         analyze(cfg, ("raw", "public"))

@@ -79,21 +79,40 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
     return run_file(con, "shared/table_exists", {"schema": schema, "table": table})[0][0] > 0
 
 
+# As Redshift's ANALYZE (analyze_threshold_percent, default 10): a table whose row count moved less than
+# this share since its last ANALYZE keeps its statistics. DuckDB's ANALYZE reads the whole table, so
+# without it every month's load would re-read every month loaded before.
+ANALYZE_THRESHOLD_PCT = 10.0
+
+
 def analyze(con: duckdb.DuckDBPyConnection, layers: Sequence[str]) -> dict[str, int]:
-    """In-batch ANALYZE: refresh the statistics of every existing table of ``layers`` and note its row
-    count in ``ops.analyze_log`` (the weekly check compares against it)."""
+    """In-batch ANALYZE: refresh the statistics of every existing table of ``layers`` whose row count
+    moved by ``ANALYZE_THRESHOLD_PCT`` or more since its last ANALYZE (or that was never analyzed), and
+    note its row count in ``ops.analyze_log`` (the weekly check compares against it). The tables analyzed,
+    with their rows."""
     analyzed: dict[str, int] = {}
+    kept: dict[str, int] = {}
     run_file(con, "maintenance/create_analyze_log", {})
     for table in tables.tables_of(layers):
         if not _table_exists(con, table.schema, table.table):
             continue
         ident = {"schema": table.schema, "table": table.table}
-        run_file(con, "maintenance/analyze_table", {}, **ident)
+        names = {"schema_name": table.schema, "table_name": table.table}
         rows = run_file(con, "maintenance/count_rows", {}, **ident)[0][0]
-        values = {"schema_name": table.schema, "table_name": table.table, "row_count": rows}
-        run_file(con, "maintenance/insert_analyze_log", values)
+        logged = run_file(con, "maintenance/select_last_analyze", names)
+        if logged and abs(rows - logged[0][0]) * 100 < ANALYZE_THRESHOLD_PCT * logged[0][0]:
+            kept[table.qualified] = rows
+            continue
+        run_file(con, "maintenance/analyze_table", {}, **ident)
+        run_file(con, "maintenance/insert_analyze_log", {**names, "row_count": rows})
         analyzed[table.qualified] = rows
-    log.info("ANALYZE %s: %s", ",".join(layers), analyzed)
+    log.info(
+        "ANALYZE %s: %s; statistics kept (rows moved < %s %%): %s",
+        ",".join(layers),
+        analyzed,
+        ANALYZE_THRESHOLD_PCT,
+        kept,
+    )
     return analyzed
 
 
