@@ -37,8 +37,33 @@ shutil.copy(REPO / "plugins" / "dpc_elt" / "dev" / "airflow_local_settings.py", 
 for name in ("DPC_RAW_ROOT", "DPC_PROCESSED_ROOT", "DPC_DUCKDB_PATH", "DPC_OUTBOX_PATH", "DPC_SLACK_CONN_ID"):
     os.environ.pop(name, None)
 
+
+def _dpc_environment() -> dict[str, str]:
+    return {name: value for name, value in os.environ.items() if name.startswith("DPC_")}
+
+
+_SESSION_DPC_ENVIRONMENT = _dpc_environment()
+
 if not (REPO / "include" / "dbt" / "target" / "manifest.json").exists():
     subprocess.run([str(REPO / "scripts" / "dbt_manifest.sh")], check=True)
+
+
+def _restore_dpc_environment(before: dict[str, str]) -> None:
+    for name in [name for name in os.environ if name.startswith("DPC_") and name not in before]:
+        del os.environ[name]
+    os.environ.update(before)
+    from dpc_elt.core.settings import get_settings
+
+    get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _session_dpc_environment_after_each_module():
+    """Every module ends with the session's DPC_* environment again: a module- or session-scoped
+    fixture runs before the first test's snapshot below, so what its dag.test left in os.environ (an
+    earlier module's warehouse) would otherwise outlive the module."""
+    yield
+    _restore_dpc_environment(_SESSION_DPC_ENVIRONMENT)
 
 
 @pytest.fixture(autouse=True)
@@ -46,14 +71,9 @@ def _isolated_dpc_environment():
     """Give every test the DPC_* environment it started with. Cosmos' in-process dbt runner exports
     the operator's env (DPC_DUCKDB_PATH) into os.environ; in Airflow each task is its own process,
     in a test session it would point later tests at an earlier test's warehouse."""
-    before = {name: value for name, value in os.environ.items() if name.startswith("DPC_")}
+    before = _dpc_environment()
     yield
-    for name in [name for name in os.environ if name.startswith("DPC_") and name not in before]:
-        del os.environ[name]
-    os.environ.update(before)
-    from dpc_elt.core.settings import get_settings
-
-    get_settings.cache_clear()
+    _restore_dpc_environment(before)
 
 
 @pytest.fixture(scope="session")
