@@ -85,6 +85,13 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
 ANALYZE_THRESHOLD_PCT = 10.0
 
 
+def _rows_and_rows_at_last_analyze(con: duckdb.DuckDBPyConnection, table: tables.Table) -> tuple[int, int | None]:
+    """A table's rows now and at its newest in-batch ANALYZE (None if it was never analyzed)."""
+    rows = run_file(con, "maintenance/count_rows", {}, schema=table.schema, table=table.table)[0][0]
+    logged = run_file(con, "maintenance/select_last_analyze", {"schema_name": table.schema, "table_name": table.table})
+    return rows, logged[0][0] if logged else None
+
+
 def analyze(con: duckdb.DuckDBPyConnection, layers: Sequence[str]) -> dict[str, int]:
     """In-batch ANALYZE: refresh the statistics of every existing table of ``layers`` whose row count
     moved by ``ANALYZE_THRESHOLD_PCT`` or more since its last ANALYZE (or that was never analyzed), and
@@ -96,15 +103,13 @@ def analyze(con: duckdb.DuckDBPyConnection, layers: Sequence[str]) -> dict[str, 
     for table in tables.tables_of(layers):
         if not _table_exists(con, table.schema, table.table):
             continue
-        ident = {"schema": table.schema, "table": table.table}
-        names = {"schema_name": table.schema, "table_name": table.table}
-        rows = run_file(con, "maintenance/count_rows", {}, **ident)[0][0]
-        logged = run_file(con, "maintenance/select_last_analyze", names)
-        if logged and abs(rows - logged[0][0]) * 100 < ANALYZE_THRESHOLD_PCT * logged[0][0]:
+        rows, last = _rows_and_rows_at_last_analyze(con, table)
+        if last is not None and abs(rows - last) * 100 < ANALYZE_THRESHOLD_PCT * last:
             kept[table.qualified] = rows
             continue
-        run_file(con, "maintenance/analyze_table", {}, **ident)
-        run_file(con, "maintenance/insert_analyze_log", {**names, "row_count": rows})
+        run_file(con, "maintenance/analyze_table", {}, schema=table.schema, table=table.table)
+        values = {"schema_name": table.schema, "table_name": table.table, "row_count": rows}
+        run_file(con, "maintenance/insert_analyze_log", values)
         analyzed[table.qualified] = rows
     log.info(
         "ANALYZE %s: %s; statistics kept (rows moved < %s %%): %s",
@@ -335,11 +340,8 @@ class EmbeddedBackend:
             for table in tables.MAINTAINED_TABLES:
                 if not _table_exists(con, table.schema, table.table):
                     continue
-                ident = {"schema": table.schema, "table": table.table}
-                rows = run_file(con, "maintenance/count_rows", {}, **ident)[0][0]
-                names = {"schema_name": table.schema, "table_name": table.table}
-                logged = run_file(con, "maintenance/select_last_analyze", names)
-                since = rows if not logged else abs(rows - logged[0][0])
+                rows, last = _rows_and_rows_at_last_analyze(con, table)
+                since = rows if last is None else abs(rows - last)
                 health.append(tables.TableHealth(name=table.qualified, rows=rows, rows_since_analyze=since))
         return health
 
