@@ -1,8 +1,14 @@
 {#- The month a run works on, from the environment variable DPC_YYYYMM, validated because it is
     injected into SQL. Returns none when it is not set (or empty): the models then build every month.
     An environment variable rather than a dbt var: a changed var makes dbt re-parse the whole project,
-    a changed env_var only the files that read it, so each month's first dbt task keeps partial parsing. -#}
+    a changed env_var only the files that read it at parse time - and it is read only when executing,
+    so a new month re-parses nothing. -#}
 {% macro dpc_target_month() -%}
+    {#- Read only when running: read at parse time, a new month would make dbt re-parse every file that
+        reads it (the stage models and the tests keyed on the month) in each month's first dbt task. -#}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
     {%- set month = env_var('DPC_YYYYMM', '') | trim -%}
     {%- if month == '' -%}
         {{ return(none) }}
@@ -20,6 +26,9 @@
 {#- The facility of a one-facility reload, from DPC_FACILITY_CD (nine digits, validated: it is written
     into SQL), or none for the whole month. Only used together with the month. -#}
 {% macro dpc_target_facility() -%}
+    {%- if not execute -%}
+        {{ return(none) }}
+    {%- endif -%}
     {%- set facility = env_var('DPC_FACILITY_CD', '') | trim -%}
     {%- if facility == '' -%}
         {{ return(none) }}

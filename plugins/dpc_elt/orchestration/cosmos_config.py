@@ -6,7 +6,8 @@ bookkeeping) a dozen times for models that run for a fraction of a second each; 
 task still times every model. dbt runs in-process (``DBT_RUNNER``) and ``dbt deps`` never runs.
 The month reaches dbt as the environment variable ``DPC_YYYYMM``, taken from ``check_manifest``: as a
 dbt var it would change dbt's parse state every month and force a full re-parse (docs/performance.md);
-each task keeps a partial-parse cache, seeded by ``make manifest``.
+the macros read it only while dbt executes, so a new month re-parses nothing. Each task keeps a
+partial-parse cache, seeded by ``make manifest``.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ def operator_args() -> dict[str, Any]:
 
 def dbt_operator(operator_class: type, task_id: str, cache_name: str, **kwargs: Any) -> Any:
     """One Cosmos local operator over the project, with a partial-parse cache directory of its own
-    (``cache_name``: the ASL state it belongs to), so a new month re-parses only what reads the month."""
+    (``cache_name``: the ASL state it belongs to), kept from one month to the next."""
     from cosmos import settings as cosmos_settings
 
     cache = {"cache_dir": cosmos_settings.cache_dir / f"dpc_elt__{cache_name}"} if cosmos_settings.enable_cache else {}
