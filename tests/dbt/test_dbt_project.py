@@ -267,6 +267,59 @@ def test_a_null_in_an_intermediate_view_fails_its_one_not_null_test(warehouse):
     }
 
 
+def test_a_repeated_raw_key_fails_its_uniqueness_test_in_its_month_only(warehouse):
+    """With DPC_YYYYMM the raw tables' key test reads only that month: it reports exactly that month's
+    repeated keys, as a plain grouping counts them (without it, every month's)."""
+    project = warehouse[0]
+    test_name = "source_unique_combination_of_columns_dpc_raw_y1_yyyymm__source_file__line_no__True"
+    with duckdb.connect(str(project.duckdb_path)) as con:
+        con.execute("create table main.saved_y1 as select * from raw.y1")
+        # 202501: two lines loaded twice; 202412: one line loaded three times.
+        con.execute("insert into raw.y1 select * from raw.y1 where yyyymm = '202501' limit 2")
+        con.execute("insert into raw.y1 select * from raw.y1 where yyyymm = '202412' limit 1")
+        con.execute("insert into raw.y1 select * from raw.y1 where yyyymm = '202412' limit 1")
+        plain = {
+            month: con.execute(
+                "select count(*) from (select yyyymm, source_file, line_no from raw.y1 "
+                f"where {month} group by all having count(*) > 1)"
+            ).fetchone()[0]
+            for month in ("yyyymm = '202501'", "yyyymm = '202412'", "yyyymm = '202502'", "true")
+        }
+    assert plain == {"yyyymm = '202501'": 2, "yyyymm = '202412'": 1, "yyyymm = '202502'": 0, "true": 3}
+    try:
+        failures = {}
+        for month in ("202501", "202412", "202502", None):
+            result = project.invoke("test", "--select", test_name, env={"DPC_YYYYMM": month})
+            (node,) = result.result
+            failures[month] = (str(node.status), node.failures)
+    finally:
+        with duckdb.connect(str(project.duckdb_path)) as con:
+            con.execute("delete from raw.y1")
+            con.execute("insert into raw.y1 select * from main.saved_y1")
+            con.execute("drop table main.saved_y1")
+    assert failures == {"202501": ("fail", 2), "202412": ("fail", 1), "202502": ("pass", 0), None: ("fail", 3)}
+
+
+@pytest.mark.parametrize("scope", ["", "where c <> 'skipped'"])
+def test_duckdb_repeated_keys_equal_the_plain_grouping(warehouse, scope):
+    """DuckDB's body of the uniqueness test (a hash of the key first) returns what the plain grouping
+    of every other adapter returns: NULLs group together, the scope applies, counts are exact."""
+    project = warehouse[0]
+    rows = (
+        "(select * from (values (1, null, 'a'), (1, null, 'b'), (1, 2, 'c'), (2, 3, 'd'), (2, 3, 'e'), "
+        "(2, 3, 'f'), (4, 5, 'skipped'), (4, 5, 'g'), (null, null, 'h'), (null, null, 'i')) as t(a, b, c))"
+    )
+    found = {}
+    for body in ("dpc_repeated_keys", "default__dpc_repeated_keys"):  # dispatched: duckdb__ here
+        sql = f"{{{{ {body}(\"{rows}\", ['a', 'b'], \"{scope}\") }}}} order by a, b"
+        result = project.invoke("show", "--inline", sql, "--limit", "-1")
+        ok(result)
+        found[body] = [tuple(row) for row in result.result.results[0].agate_table.rows]
+    expected = [(1, None, 2), (2, 3, 3), (None, None, 2)] + ([] if scope else [(4, 5, 2)])
+    assert found["dpc_repeated_keys"] == found["default__dpc_repeated_keys"]
+    assert sorted(found["dpc_repeated_keys"], key=repr) == sorted(expected, key=repr)
+
+
 @pytest.mark.parametrize("bad", ["202513", "2025-1", "210001", "189912"])  # as params.YYYYMM_PATTERN
 def test_bad_month_is_refused(warehouse, bad):
     result = warehouse[0].invoke("compile", "--select", "stg_dpc__y1_cases", env={"DPC_YYYYMM": bad})
@@ -296,6 +349,7 @@ def test_redshift_target_parses_and_compiles_to_redshift_sql(warehouse, monkeypa
         "--select",
         "resource_type:model",
         "test_type:singular",
+        "test_name:unique_combination_of_columns",
         target="redshift",
         env=env,
     )
@@ -304,10 +358,16 @@ def test_redshift_target_parses_and_compiles_to_redshift_sql(warehouse, monkeypa
     assert len(compiled) >= 16
     assert "where yyyymm = '202501'" in compiled["stg_dpc__y1_cases"]
     assert "to_date(" in compiled["stg_dpc__y1_cases"] and '"raw"."y1"' in compiled["stg_dpc__y1_cases"]
+    # The uniqueness tests group on the key itself on Redshift (DuckDB's hash() is not Redshift SQL).
+    uniqueness = {n: sql for n, sql in compiled.items() if n.startswith(("unique_combination", "source_unique"))}
+    assert len(uniqueness) >= 10 and not [n for n, sql in uniqueness.items() if "hash(" in sql]
+    ef_in_key = "source_unique_combination_of_columns_dpc_raw_ef_in_yyyymm__source_file__line_no__True"
+    assert "where yyyymm = '202501'" in uniqueness[ef_in_key]
     linter = Linter(dialect="redshift")
-    # sqlfluff takes about half a second a file: the models and the singular tests with the most syntax.
-    checked = [n for n in compiled if not n.startswith("assert_fact_case_summary_")]
-    checked += ["assert_fact_case_summary_equals_contract", "assert_fact_case_summary_covers_fct_cases"]
+    # sqlfluff takes about half a second a file: the models, the singular tests with the most syntax and
+    # one uniqueness test (they all render the same SQL).
+    checked = [n for n in compiled if not n.startswith("assert_fact_case_summary_") and n not in uniqueness]
+    checked += ["assert_fact_case_summary_equals_contract", "assert_fact_case_summary_covers_fct_cases", ef_in_key]
     for name in checked:
         sql = compiled[name]
         problems = [v.desc() for v in linter.parse_string(sql.rstrip() + "\n").violations]

@@ -1,0 +1,57 @@
+{#- The body of the unique_combination_of_columns test: one row per combination of `columns` that
+    occurs more than once among the rows of `model` that `scope` (a where clause, or empty) keeps,
+    with its count. -#}
+{% macro dpc_repeated_keys(model, columns, scope) -%}
+    {{ return(adapter.dispatch('dpc_repeated_keys', 'dpc_elt')(model, columns, scope)) }}
+{%- endmacro %}
+
+{% macro default__dpc_repeated_keys(model, columns, scope) -%}
+{%- set columns_csv = columns | join(', ') %}
+with
+
+grouped as (
+
+    select
+        {{ columns_csv }},
+        count(*) as n_rows
+    from {{ model }}
+    {{ scope }}
+    group by {{ columns_csv }}
+
+)
+
+select * from grouped
+where n_rows > 1
+{%- endmacro %}
+
+{#- DuckDB groups a month of EF lines on one 64-bit hash of the key 2.5 times faster than on the key's
+    columns. Only the rows whose hash occurs more than once (every repeated key, and the rare hash
+    collision) are then grouped on the columns themselves, so the result is exactly the default's. -#}
+{% macro duckdb__dpc_repeated_keys(model, columns, scope) -%}
+{%- set columns_csv = columns | join(', ') %}
+with
+
+repeated_hashes as (
+
+    select hash({{ columns_csv }}) as key_hash
+    from {{ model }}
+    {{ scope }}
+    group by key_hash
+    having count(*) > 1
+
+),
+
+grouped as (
+
+    select
+        {{ columns_csv }},
+        count(*) as n_rows
+    from {{ model }}
+    {{ scope }}{{ ' and' if scope else ' where' }} hash({{ columns_csv }}) in (select key_hash from repeated_hashes)
+    group by {{ columns_csv }}
+
+)
+
+select * from grouped
+where n_rows > 1
+{%- endmacro %}
